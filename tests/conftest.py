@@ -1,0 +1,77 @@
+"""Shared fixtures for the three test tiers.
+
+- unit tests (tests/unit): plain PyTorch, no ComfyUI import at all.
+- host tests (tests/host, marker `host`): the real ComfyUI imported in process on the CPU; use the
+  `comfy` fixture before importing any comfy module, and `tiny_models` for the fixture files
+  (registered with folder_paths, so stock loader nodes find them by name).
+- e2e tests (tests/e2e, marker `e2e`): a real ComfyUI server with this pack and the test-only nodes;
+  `server` gives a ComfyClient-like handle with .run(workflow), .input_dir, .output_dir, .log.
+"""
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, "build")
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        parts = os.path.relpath(str(item.fspath), os.path.join(ROOT, "tests")).split(os.sep)
+        if parts[0] == "host":
+            item.add_marker(pytest.mark.host)
+        elif parts[0] == "e2e":
+            item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def tiny_models():
+    from scripts.make_fixtures import ensure_fixtures
+    return ensure_fixtures(os.path.join(BUILD, "models"))
+
+
+@pytest.fixture(scope="session")
+def comfy(tiny_models):
+    """Import the real ComfyUI in process (CPU) with the tiny fixtures registered as model folders."""
+    from scripts.comfy_root import import_comfy_in_process
+    root = import_comfy_in_process()
+    import folder_paths
+    for kind in ("diffusion_models", "vae", "text_encoders", "loras", "clip_vision"):
+        folder_paths.add_model_folder_path(kind, os.path.join(tiny_models, kind), is_default=True)
+    return root
+
+
+class _Server:
+    def __init__(self, base, port):
+        from scripts.comfy_client import ComfyClient
+        self.base = base
+        self.url = f"http://127.0.0.1:{port}"
+        self.client = ComfyClient(f"127.0.0.1:{port}", timeout=900)
+        self.input_dir = os.path.join(base, "input")
+        self.output_dir = os.path.join(base, "output")
+
+    def run(self, workflow, **kw):
+        return self.client.run(workflow, **kw)
+
+    def get_json(self, path):
+        return self.client.get_json(path)
+
+    @property
+    def log(self):
+        with open(os.path.join(self.base, "comfy.log"), errors="replace") as f:
+            return f.read()
+
+
+@pytest.fixture(scope="session")
+def server(tiny_models):
+    from scripts import host
+    base = os.path.join(BUILD, "test-host")
+    port = host.start(base, models=tiny_models, test_nodes=True)
+    try:
+        yield _Server(base, port)
+    finally:
+        host.stop(base)

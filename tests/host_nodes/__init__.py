@@ -1,0 +1,100 @@
+"""Test-only ComfyUI nodes that stand in for encoders ComfyUI cannot build tiny.
+
+Loaded only by the test/demo host (scripts/host.py --test-nodes), never shipped in nodes/.
+
+- TinyUMT5Loader: reads models/text_encoders/<file> from scripts/fixtures/umt5.py and returns a real
+  comfy.sd.CLIP (ComfyUI's own T5 class and Wan tokenizer) that stock CLIPTextEncode accepts.
+- TinyCLIPVisionEncode: IMAGE -> CLIP_VISION_OUTPUT with penultimate_hidden_states [B, 257, 1280],
+  the shape CLIP ViT-H gives Wan I2V's img_emb. Features are a fixed random projection of the
+  image's 16x16 patch grid (plus a pooled token), so different images give different features and
+  the same image always the same ones.
+"""
+import json
+
+import torch
+import torch.nn.functional as F
+
+import comfy.clip_vision
+import comfy.sd
+import comfy.sd1_clip
+import comfy.supported_models_base
+import comfy.text_encoders.t5
+import comfy.text_encoders.wan
+import comfy.utils
+import folder_paths
+from comfy_api.latest import ComfyExtension, io
+
+
+def _tiny_umt5_target(config):
+    class TinyUMT5Model(comfy.sd1_clip.SDClipModel):
+        def __init__(self, device="cpu", layer="last", layer_idx=None, dtype=None, model_options={}):
+            super().__init__(device=device, layer=layer, layer_idx=layer_idx, textmodel_json_config=config,
+                             dtype=dtype, special_tokens={"end": 1, "pad": 0}, model_class=comfy.text_encoders.t5.T5,
+                             enable_attention_masks=True, zero_out_masked=True, model_options=model_options)
+
+    class TinyWanTextEncoder(comfy.sd1_clip.SD1ClipModel):
+        def __init__(self, device="cpu", dtype=None, model_options={}):
+            super().__init__(device=device, dtype=dtype, model_options=model_options, name="umt5xxl",
+                             clip_model=TinyUMT5Model)
+
+    return comfy.supported_models_base.ClipTarget(comfy.text_encoders.wan.WanT5Tokenizer, TinyWanTextEncoder)
+
+
+class TinyUMT5Loader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="TinyUMT5Loader", display_name="Tiny UMT5 Loader (test)", category="testing",
+            inputs=[io.Combo.Input("clip_name", options=folder_paths.get_filename_list("text_encoders"))],
+            outputs=[io.Clip.Output()],
+        )
+
+    @classmethod
+    def execute(cls, clip_name) -> io.NodeOutput:
+        path = folder_paths.get_full_path_or_raise("text_encoders", clip_name)
+        sd, meta = comfy.utils.load_torch_file(path, safe_load=True, return_metadata=True)
+        config = json.loads(meta["tiny_umt5_config"])
+        spiece = sd.pop("spiece_model")
+        clip = comfy.sd.CLIP(_tiny_umt5_target(config), parameters=comfy.utils.calculate_parameters(sd),
+                             tokenizer_data={"spiece_model": spiece}, model_options={"dtype": torch.float32})
+        clip.load_sd(sd)
+        return io.NodeOutput(clip)
+
+
+def tiny_clip_vision_features(image, seed=0, width=1280, grid=16):
+    """[B, H, W, 3] in [0, 1] -> [B, 1 + grid*grid, width]: a pooled token, then one per patch."""
+    g = torch.Generator().manual_seed(seed)
+    patches = F.adaptive_avg_pool2d(image.movedim(-1, 1).float(), grid)          # [B, 3, grid, grid]
+    tokens = patches.flatten(2).transpose(1, 2) - 0.5                            # [B, grid*grid, 3]
+    pos = torch.randn(grid * grid, 3, generator=g) * 0.1
+    proj = torch.randn(3, width, generator=g)
+    tokens = (tokens + pos) @ proj
+    return torch.cat([tokens.mean(1, keepdim=True), tokens], dim=1)
+
+
+class TinyCLIPVisionEncode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="TinyCLIPVisionEncode", display_name="Tiny CLIP Vision Encode (test)", category="testing",
+            inputs=[io.Image.Input("image"), io.Int.Input("seed", default=0, min=0, max=2**31 - 1)],
+            outputs=[io.ClipVisionOutput.Output()],
+        )
+
+    @classmethod
+    def execute(cls, image, seed) -> io.NodeOutput:
+        out = comfy.clip_vision.Output()
+        feats = tiny_clip_vision_features(image, seed)
+        out["penultimate_hidden_states"] = feats
+        out["last_hidden_state"] = feats
+        out["image_embeds"] = feats[:, 0, :1024]
+        return io.NodeOutput(out)
+
+
+class TestNodes(ComfyExtension):
+    async def get_node_list(self):
+        return [TinyUMT5Loader, TinyCLIPVisionEncode]
+
+
+async def comfy_entrypoint():
+    return TestNodes()
