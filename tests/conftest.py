@@ -75,3 +75,26 @@ def server(tiny_models):
         yield _Server(base, port)
     finally:
         host.stop(base)
+
+
+@pytest.fixture(scope="session")
+def unistyle(comfy):
+    """The pack imported the way ComfyUI imports it: its root as a package (here named unistyle_pack).
+
+    `unistyle.nodes.dreamstyle` etc. are then importable as `unistyle_pack.nodes.<family>`.
+    """
+    import importlib.util
+    if "unistyle_pack" not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            "unistyle_pack", os.path.join(ROOT, "__init__.py"), submodule_search_locations=[ROOT])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["unistyle_pack"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["unistyle_pack"]
+
+
+@pytest.fixture(scope="session")
+def pack_node_ids(unistyle):
+    import asyncio
+    extension = asyncio.run(unistyle.comfy_entrypoint())
+    return sorted(n.define_schema().node_id for n in asyncio.run(extension.get_node_list()))
