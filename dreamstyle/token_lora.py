@@ -1,0 +1,64 @@
+"""Token-specific LoRA (DreamStyle, after HydraLoRA): one shared down matrix, one up matrix per token type.
+
+  x_out = W x + s · W_up^i W_down x,   i = token type of x ∈ {first-frame, video, style-image}
+
+applied to the self-attention (q, k, v, o) and FFN (ffn.0, ffn.2) linear layers of every Wan block.
+It depends on each token's type, so it cannot be merged into W: it runs at forward time.
+"""
+import math
+import re
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .layout import TOKEN_TYPE_NAMES, token_type_runs
+
+ADAPTED_LAYER = re.compile(r"^blocks\.\d+\.(self_attn\.[qkvo]|ffn\.[02])$")
+
+
+def adapted_layer_names(module):
+    """Names (relative to the Wan diffusion model) of the linear layers a token LoRA adapts."""
+    return [name for name, m in module.named_modules() if ADAPTED_LAYER.match(name) and hasattr(m, "weight")]
+
+
+class TokenLoRA(nn.Module):
+    """The residual s · W_up^i W_down x of one linear layer, with s = strength · alpha / rank."""
+
+    def __init__(self, in_features, out_features, rank, num_types=len(TOKEN_TYPE_NAMES), alpha=None):
+        super().__init__()
+        self.rank = rank
+        self.alpha = float(rank if alpha is None else alpha)
+        self.down = nn.Parameter(torch.empty(rank, in_features))
+        self.up = nn.Parameter(torch.zeros(num_types, out_features, rank))  # zero: starts as the base model
+        nn.init.kaiming_uniform_(self.down, a=math.sqrt(5))
+
+    @classmethod
+    def from_weights(cls, down, ups, alpha=None):
+        lora = cls(down.shape[1], ups.shape[1], down.shape[0], ups.shape[0], alpha)
+        with torch.no_grad():
+            lora.down.copy_(down)
+            lora.up.copy_(ups)
+        return lora
+
+    def delta(self, x, frame_types, tokens_per_frame, strength=1.0):
+        """x [B, L, in], frame_types [T] or [B, T] (L = T · tokens_per_frame) -> [B, L, out]."""
+        if frame_types.ndim == 1:
+            frame_types = frame_types.unsqueeze(0)
+        if x.shape[1] != frame_types.shape[1] * tokens_per_frame:
+            raise ValueError(f"{x.shape[1]} tokens, but the layout has {frame_types.shape[1]} frames of "
+                             f"{tokens_per_frame} tokens")
+        down = self.down.to(x)
+        up = self.up.to(x)
+        h = F.linear(x, down) * (strength * self.alpha / self.rank)
+        if frame_types.shape[0] == 1 or bool((frame_types == frame_types[:1]).all()):
+            return self._route(h, up, token_type_runs(frame_types[0], tokens_per_frame))
+        if frame_types.shape[0] != x.shape[0]:
+            raise ValueError(f"frame types for {frame_types.shape[0]} batch items, input has {x.shape[0]}")
+        return torch.cat([self._route(h[i:i + 1], up, token_type_runs(frame_types[i], tokens_per_frame))
+                          for i in range(x.shape[0])], dim=0)
+
+    @staticmethod
+    def _route(h, up, runs):
+        parts = [F.linear(h[:, start:stop], up[t]) for t, start, stop in runs]
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
