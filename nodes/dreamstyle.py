@@ -1,0 +1,224 @@
+"""DreamStyle nodes: set Wan2.1-I2V conditioning values and patch the model; the math lives in dreamstyle/."""
+import dataclasses
+import logging
+
+import torch
+
+import comfy.conds
+import comfy.model_management
+import comfy.utils
+import folder_paths
+import node_helpers
+from comfy_api.latest import io
+
+from ..dreamstyle.condition_latents import condition_latents, plan_layout
+from ..dreamstyle.layout import FrameLayout
+from ..dreamstyle.lora_file import LoRAFileError, parse_lora, read_safetensors
+from ..dreamstyle.token_lora import TokenLoRA, adapted_layer_names
+from ..dreamstyle.video_padding import crop_video, fit_image, pad_video
+from .dreamstyle_patch import FRAME_TYPES_KEY, apply_token_lora
+
+CATEGORY = "UniStyle/DreamStyle"
+LAYOUT_KEY = "dreamstyle_layout"
+log = logging.getLogger("UniStyle.DreamStyle")
+
+
+def as_rgb(image, name):
+    """IMAGE [B, H, W, C] with C in {1, 3, 4} -> [B, H, W, 3]; grey is repeated, alpha dropped."""
+    if image.ndim != 4 or image.shape[0] == 0 or image.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"{name}: expected an IMAGE batch [frames, height, width, 1|3|4] with at least one frame, "
+                         f"got shape {list(image.shape)}")
+    if image.shape[-1] == 1:
+        return image.expand(-1, -1, -1, 3)
+    return image[..., :3]
+
+
+def still_for_layout(image, name, layout):
+    """The first image of `image`, converted to RGB and fitted to the video's size, padded like the video."""
+    image = as_rgb(image, name)
+    if image.shape[0] > 1:
+        log.info("%s: %d images given, DreamStyle uses the first", name, image.shape[0])
+    still = image[:1]
+    if tuple(still.shape[1:3]) != (layout.pixel_height, layout.pixel_width):
+        log.info("%s: resized from %dx%d to the video's %dx%d (cover, center crop)", name, still.shape[2],
+                 still.shape[1], layout.pixel_width, layout.pixel_height)
+        still = fit_image(still, layout.pixel_height, layout.pixel_width)
+    return pad_video(still, frames=1)
+
+
+def layout_of(samples, name="samples"):
+    if LAYOUT_KEY not in samples:
+        raise ValueError(f"{name}: this latent carries no DreamStyle layout; connect the sampler output whose "
+                         "latent_image came from DreamStyleConditioning")
+    return FrameLayout.from_dict(samples[LAYOUT_KEY])
+
+
+def trim_latent(samples):
+    """The video frames of a sampled DreamStyle latent, without the first-frame and style-image frames."""
+    layout = layout_of(samples)
+    out = {k: v for k, v in samples.items() if k not in ("noise_mask", "batch_index")}
+    out["samples"] = samples["samples"][:, :, layout.video_slice]
+    out[LAYOUT_KEY] = dataclasses.replace(layout, first_frame=0, style_image=0).to_dict()
+    return out
+
+
+class DreamStyleConditioning(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="DreamStyleConditioning",
+            display_name="DreamStyle Conditioning",
+            category=CATEGORY,
+            description="Injects the original video (channel-wise, mask 0), an optional stylized first frame "
+                        "(prepended, mask 1) and an optional style image (appended, mask 1, plus its CLIP-vision "
+                        "features) into Wan2.1-I2V conditioning. Text stays in positive/negative.",
+            inputs=[
+                io.Conditioning.Input("positive", tooltip="Text conditioning (the style may be described here)."),
+                io.Conditioning.Input("negative", tooltip="Negative text conditioning."),
+                io.Vae.Input("vae", tooltip="The Wan2.1 VAE."),
+                io.Image.Input("video", tooltip="The original video to stylize (any frame count and size: it is "
+                               "padded to 4k+1 frames and multiples of 16 and cut back after decoding)."),
+                io.Image.Input("style_image", optional=True,
+                               tooltip="Style reference image, appended after the video (first image of the batch)."),
+                io.Image.Input("first_frame", optional=True,
+                               tooltip="The video's first frame already stylized (e.g. by an image model), "
+                                       "prepended before the video. Resized to the video's size if it differs."),
+                io.ClipVisionOutput.Input("clip_vision_output", optional=True,
+                                          tooltip="CLIP-vision encoding of the style image, for Wan's image branch."),
+            ],
+            outputs=[
+                io.Conditioning.Output(display_name="positive"),
+                io.Conditioning.Output(display_name="negative"),
+                io.Latent.Output(display_name="latent"),
+                io.String.Output(display_name="layout", tooltip="What was padded and how the frames are laid out."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, positive, negative, vae, video, style_image=None, first_frame=None,
+                clip_vision_output=None) -> io.NodeOutput:
+        video = as_rgb(video, "video")
+        layout = plan_layout(video.shape[0], video.shape[1], video.shape[2],
+                             first_frame=first_frame is not None, style_image=style_image is not None)
+        pbar = comfy.utils.ProgressBar(1 + layout.first_frame + layout.style_image)
+        z_raw = vae.encode(pad_video(video, layout.padded_frames))
+        pbar.update(1)
+        z_first = z_style = None
+        if first_frame is not None:
+            z_first = vae.encode(still_for_layout(first_frame, "first_frame", layout))
+            pbar.update(1)
+        if style_image is not None:
+            z_style = vae.encode(still_for_layout(style_image, "style_image", layout))
+            pbar.update(1)
+        latents = condition_latents(layout, z_raw, z_first, z_style)
+        frame_types = comfy.conds.CONDRegular(layout.frame_types().unsqueeze(0))
+        values = {"concat_latent_image": latents.condition,
+                  # ComfyUI's WAN21.concat_cond feeds the model 1 - concat_mask
+                  "concat_mask": 1.0 - latents.mask}
+        if clip_vision_output is not None:
+            values["clip_vision_output"] = clip_vision_output
+        positive, negative = (cls._with_frame_types(node_helpers.conditioning_set_values(c, values), frame_types)
+                              for c in (positive, negative))
+        device = comfy.model_management.intermediate_device()
+        latent = {"samples": latents.reference.to(device), "noise_mask": latents.denoise_mask.to(device),
+                  LAYOUT_KEY: layout.to_dict()}
+        info = layout.describe()
+        log.info("DreamStyleConditioning: %s", info)
+        return io.NodeOutput(positive, negative, latent, info)
+
+    @staticmethod
+    def _with_frame_types(conditioning, frame_types):
+        out = []
+        for tensor, values in conditioning:
+            values = values.copy()
+            values["model_conds"] = dict(values.get("model_conds", {}), **{FRAME_TYPES_KEY: frame_types})
+            out.append([tensor, values])
+        return out
+
+
+class DreamStyleTokenLoRALoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="DreamStyleTokenLoRALoader",
+            display_name="DreamStyle Token LoRA Loader",
+            category=CATEGORY,
+            description="Applies a token-specific LoRA (shared down, one up per token type: first frame, video, "
+                        "style image) to a Wan2.1 model at forward time. Plain LoRAs load with one up for all.",
+            inputs=[
+                io.Model.Input("model", tooltip="A Wan2.1-I2V model (UNETLoader)."),
+                io.Combo.Input("lora_name", options=folder_paths.get_filename_list("loras"),
+                               tooltip="A .safetensors file in models/loras (DreamStyle token LoRA or plain LoRA)."),
+                io.Float.Input("strength", default=1.0, min=-4.0, max=4.0, step=0.05,
+                               tooltip="LoRA scale s in x_out = W x + s · W_up W_down x; 0 leaves the model as is."),
+            ],
+            outputs=[io.Model.Output()],
+        )
+
+    @classmethod
+    def execute(cls, model, lora_name, strength) -> io.NodeOutput:
+        if strength == 0:
+            return io.NodeOutput(model)
+        path = folder_paths.get_full_path_or_raise("loras", lora_name)
+        dm = model.get_model_object("diffusion_model")
+        names = adapted_layer_names(dm)
+        if not names:
+            raise ValueError(f"model: {type(dm).__name__} has no Wan blocks (blocks.N.self_attn / ffn); "
+                             "a DreamStyle LoRA needs a Wan2.1 diffusion model")
+        shapes = {n: tuple(comfy.utils.get_attr(dm, n).weight.shape) for n in names}
+        try:
+            parsed, unmatched = parse_lora(*read_safetensors(path), shapes)
+        except LoRAFileError as e:
+            raise ValueError(f"{e} [{lora_name}]") from e
+        if unmatched:
+            log.warning("DreamStyleTokenLoRALoader: %d entries of %s match no layer and are ignored, e.g. %s",
+                        len(unmatched), lora_name, ", ".join(unmatched[:3]))
+        loras = {name: TokenLoRA.from_weights(down, ups, alpha) for name, (down, ups, alpha) in parsed.items()}
+        log.info("DreamStyleTokenLoRALoader: %s adapts %d of %d layers", lora_name, len(loras), len(names))
+        return io.NodeOutput(apply_token_lora(model, loras, strength))
+
+
+class DreamStyleTrimLatent(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="DreamStyleTrimLatent",
+            display_name="DreamStyle Trim Latent",
+            category=CATEGORY,
+            description="Removes the prepended first-frame and appended style-image latent frames after sampling, "
+                        "so the stock VAEDecode decodes only the video.",
+            inputs=[io.Latent.Input("samples", tooltip="The sampler output for a DreamStyleConditioning latent.")],
+            outputs=[io.Latent.Output()],
+        )
+
+    @classmethod
+    def execute(cls, samples) -> io.NodeOutput:
+        return io.NodeOutput(trim_latent(samples))
+
+
+class DreamStyleDecode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="DreamStyleDecode",
+            display_name="DreamStyle Decode",
+            category=CATEGORY,
+            description="Trims the condition frames, decodes with the VAE and cuts the padding, giving exactly the "
+                        "input video's frame count and size.",
+            inputs=[io.Vae.Input("vae", tooltip="The Wan2.1 VAE."),
+                    io.Latent.Input("samples", tooltip="The sampler output for a DreamStyleConditioning latent.")],
+            outputs=[io.Image.Output()],
+        )
+
+    @classmethod
+    def execute(cls, vae, samples) -> io.NodeOutput:
+        samples = trim_latent(samples)
+        layout = layout_of(samples)
+        images = vae.decode(samples["samples"])
+        if images.ndim == 4:
+            images = images.unsqueeze(0)
+        out = torch.cat([crop_video(v, layout.pixel_frames, layout.pixel_height, layout.pixel_width) for v in images])
+        return io.NodeOutput(out)
+
+
+NODES = [DreamStyleConditioning, DreamStyleTokenLoRALoader, DreamStyleTrimLatent, DreamStyleDecode]
