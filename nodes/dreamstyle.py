@@ -6,13 +6,16 @@ import torch
 
 import comfy.conds
 import comfy.model_management
+import comfy.samplers
 import comfy.utils
 import folder_paths
 import node_helpers
 from comfy_api.latest import io
+from nodes import common_ksampler
 
 from ..dreamstyle.condition_latents import condition_latents, plan_layout
 from ..dreamstyle.layout import FrameLayout
+from ..dreamstyle.long_video import Stitcher, plan_chunks
 from ..dreamstyle.lora_file import LoRAFileError, parse_lora, read_safetensors
 from ..dreamstyle.token_lora import TokenLoRA, adapted_layer_names
 from ..dreamstyle.video_padding import crop_video, fit_image, pad_video
@@ -62,6 +65,57 @@ def trim_latent(samples):
     return out
 
 
+def with_frame_types(conditioning, frame_types):
+    """Attach the layout's per-frame token types as a model condition (it reaches the model's forward)."""
+    out = []
+    for tensor, values in conditioning:
+        values = values.copy()
+        values["model_conds"] = dict(values.get("model_conds", {}), **{FRAME_TYPES_KEY: frame_types})
+        out.append([tensor, values])
+    return out
+
+
+def dreamstyle_conditioning(positive, negative, vae, video, style_image=None, first_frame=None, clip_vision_output=None):
+    """VAE-encode the inputs, build the layout, set the conditioning values -> (positive, negative, latent, info)."""
+    video = as_rgb(video, "video")
+    layout = plan_layout(video.shape[0], video.shape[1], video.shape[2],
+                         first_frame=first_frame is not None, style_image=style_image is not None)
+    pbar = comfy.utils.ProgressBar(1 + layout.first_frame + layout.style_image)
+    z_raw = vae.encode(pad_video(video, layout.padded_frames))
+    pbar.update(1)
+    z_first = z_style = None
+    if first_frame is not None:
+        z_first = vae.encode(still_for_layout(first_frame, "first_frame", layout))
+        pbar.update(1)
+    if style_image is not None:
+        z_style = vae.encode(still_for_layout(style_image, "style_image", layout))
+        pbar.update(1)
+    latents = condition_latents(layout, z_raw, z_first, z_style)
+    frame_types = comfy.conds.CONDRegular(layout.frame_types().unsqueeze(0))
+    values = {"concat_latent_image": latents.condition,
+              "concat_mask": 1.0 - latents.mask}  # ComfyUI's WAN21.concat_cond feeds the model 1 - concat_mask
+    if clip_vision_output is not None:
+        values["clip_vision_output"] = clip_vision_output
+    positive, negative = (with_frame_types(node_helpers.conditioning_set_values(c, values), frame_types)
+                          for c in (positive, negative))
+    device = comfy.model_management.intermediate_device()
+    latent = {"samples": latents.reference.to(device), "noise_mask": latents.denoise_mask.to(device),
+              LAYOUT_KEY: layout.to_dict()}
+    info = layout.describe()
+    log.info("DreamStyleConditioning: %s", info)
+    return positive, negative, latent, info
+
+
+def decode_to_input(vae, samples):
+    """Trim the condition frames, decode, and cut the padding: exactly the input's frame count and size."""
+    samples = trim_latent(samples)
+    layout = layout_of(samples)
+    images = vae.decode(samples["samples"])
+    if images.ndim == 4:
+        images = images.unsqueeze(0)
+    return torch.cat([crop_video(v, layout.pixel_frames, layout.pixel_height, layout.pixel_width) for v in images])
+
+
 class DreamStyleConditioning(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -97,43 +151,8 @@ class DreamStyleConditioning(io.ComfyNode):
     @classmethod
     def execute(cls, positive, negative, vae, video, style_image=None, first_frame=None,
                 clip_vision_output=None) -> io.NodeOutput:
-        video = as_rgb(video, "video")
-        layout = plan_layout(video.shape[0], video.shape[1], video.shape[2],
-                             first_frame=first_frame is not None, style_image=style_image is not None)
-        pbar = comfy.utils.ProgressBar(1 + layout.first_frame + layout.style_image)
-        z_raw = vae.encode(pad_video(video, layout.padded_frames))
-        pbar.update(1)
-        z_first = z_style = None
-        if first_frame is not None:
-            z_first = vae.encode(still_for_layout(first_frame, "first_frame", layout))
-            pbar.update(1)
-        if style_image is not None:
-            z_style = vae.encode(still_for_layout(style_image, "style_image", layout))
-            pbar.update(1)
-        latents = condition_latents(layout, z_raw, z_first, z_style)
-        frame_types = comfy.conds.CONDRegular(layout.frame_types().unsqueeze(0))
-        values = {"concat_latent_image": latents.condition,
-                  # ComfyUI's WAN21.concat_cond feeds the model 1 - concat_mask
-                  "concat_mask": 1.0 - latents.mask}
-        if clip_vision_output is not None:
-            values["clip_vision_output"] = clip_vision_output
-        positive, negative = (cls._with_frame_types(node_helpers.conditioning_set_values(c, values), frame_types)
-                              for c in (positive, negative))
-        device = comfy.model_management.intermediate_device()
-        latent = {"samples": latents.reference.to(device), "noise_mask": latents.denoise_mask.to(device),
-                  LAYOUT_KEY: layout.to_dict()}
-        info = layout.describe()
-        log.info("DreamStyleConditioning: %s", info)
-        return io.NodeOutput(positive, negative, latent, info)
-
-    @staticmethod
-    def _with_frame_types(conditioning, frame_types):
-        out = []
-        for tensor, values in conditioning:
-            values = values.copy()
-            values["model_conds"] = dict(values.get("model_conds", {}), **{FRAME_TYPES_KEY: frame_types})
-            out.append([tensor, values])
-        return out
+        return io.NodeOutput(*dreamstyle_conditioning(positive, negative, vae, video, style_image, first_frame,
+                                                      clip_vision_output))
 
 
 class DreamStyleTokenLoRALoader(io.ComfyNode):
@@ -212,13 +231,64 @@ class DreamStyleDecode(io.ComfyNode):
 
     @classmethod
     def execute(cls, vae, samples) -> io.NodeOutput:
-        samples = trim_latent(samples)
-        layout = layout_of(samples)
-        images = vae.decode(samples["samples"])
-        if images.ndim == 4:
-            images = images.unsqueeze(0)
-        out = torch.cat([crop_video(v, layout.pixel_frames, layout.pixel_height, layout.pixel_width) for v in images])
-        return io.NodeOutput(out)
+        return io.NodeOutput(decode_to_input(vae, samples))
 
 
-NODES = [DreamStyleConditioning, DreamStyleTokenLoRALoader, DreamStyleTrimLatent, DreamStyleDecode]
+class DreamStyleLongVideo(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="DreamStyleLongVideo",
+            display_name="DreamStyle Long Video",
+            category=CATEGORY,
+            description="Stylizes a video of any length in chunks of at most 81 frames. Each chunk after the first "
+                        "takes the last stylized frame of the previous chunk as its stylized first frame; "
+                        "overlapping frames are cross-faded; every input frame appears once in the output.",
+            inputs=[
+                io.Model.Input("model", tooltip="Wan2.1-I2V model, usually through DreamStyleTokenLoRALoader."),
+                io.Conditioning.Input("positive", tooltip="Text conditioning."),
+                io.Conditioning.Input("negative", tooltip="Negative text conditioning."),
+                io.Vae.Input("vae", tooltip="The Wan2.1 VAE."),
+                io.Image.Input("video", tooltip="The original video, any number of frames."),
+                io.Int.Input("chunk_frames", default=81, min=5, max=81, step=4,
+                             tooltip="Frames per chunk (4k+1, at most 81 as in DreamStyle's training clips)."),
+                io.Int.Input("overlap", default=0, min=0, max=76,
+                             tooltip="Frames shared by consecutive chunks, cross-faded in the output."),
+                io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff, control_after_generate=True,
+                             tooltip="Noise seed of the first chunk; chunk i uses seed + i."),
+                io.Int.Input("steps", default=30, min=1, max=10000, tooltip="Sampling steps per chunk."),
+                io.Float.Input("cfg", default=5.0, min=0.0, max=100.0, step=0.1, tooltip="Classifier-free guidance."),
+                io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS, default="uni_pc",
+                               tooltip="Sampler, as in KSampler."),
+                io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, default="simple",
+                               tooltip="Scheduler, as in KSampler."),
+                io.Image.Input("style_image", optional=True, tooltip="Style reference image, used in every chunk."),
+                io.Image.Input("first_frame", optional=True,
+                               tooltip="Stylized first frame of the whole video (first chunk only)."),
+                io.ClipVisionOutput.Input("clip_vision_output", optional=True,
+                                          tooltip="CLIP-vision encoding of the style image."),
+            ],
+            outputs=[io.Image.Output(display_name="video")],
+        )
+
+    @classmethod
+    def execute(cls, model, positive, negative, vae, video, chunk_frames, overlap, seed, steps, cfg, sampler_name,
+                scheduler, style_image=None, first_frame=None, clip_vision_output=None) -> io.NodeOutput:
+        video = as_rgb(video, "video")
+        chunks = plan_chunks(video.shape[0], chunk_frames, overlap)
+        stitcher = Stitcher(video.shape[0])
+        pbar = comfy.utils.ProgressBar(len(chunks))
+        for i, chunk in enumerate(chunks):
+            if i > 0:
+                first_frame = stitcher.frames[chunks[i - 1].stop - 1:chunks[i - 1].stop]
+            pos, neg, latent, info = dreamstyle_conditioning(positive, negative, vae, video[chunk.start:chunk.stop],
+                                                             style_image, first_frame, clip_vision_output)
+            log.info("DreamStyleLongVideo: chunk %d/%d, frames %d..%d: %s", i + 1, len(chunks), chunk.start,
+                     chunk.stop - 1, info)
+            sampled = common_ksampler(model, seed + i, steps, cfg, sampler_name, scheduler, pos, neg, latent)[0]
+            stitcher.add(chunk, decode_to_input(vae, sampled).to(video.device, video.dtype))
+            pbar.update(1)
+        return io.NodeOutput(stitcher.result())
+
+
+NODES = [DreamStyleConditioning, DreamStyleTokenLoRALoader, DreamStyleTrimLatent, DreamStyleDecode, DreamStyleLongVideo]

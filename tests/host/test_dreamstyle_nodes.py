@@ -168,3 +168,30 @@ def test_bad_inputs_are_named(wan, tiny_models):
         ds.DreamStyleTokenLoRALoader.execute(model, "test_pickle.ckpt", 1.0)
     with pytest.raises(ValueError, match="carries no DreamStyle layout"):
         ds.DreamStyleTrimLatent.execute({"samples": torch.zeros(1, 16, 2, 4, 4)})
+
+
+@pytest.mark.parametrize("n,chunk,overlap", [(11, 5, 0), (13, 9, 2)])
+def test_long_video_chunks_chain_first_frames_and_keep_every_frame(wan, monkeypatch, n, chunk, overlap):
+    model, vae, ds = wan
+    seen = []
+    real = ds.dreamstyle_conditioning
+
+    def recording(positive, negative, vae_, video_, style, first, clip):
+        seen.append((video_.shape[0], None if first is None else first.clone()))
+        return real(positive, negative, vae_, video_, style, first, clip)
+
+    monkeypatch.setattr(ds, "dreamstyle_conditioning", recording)
+    out = ds.DreamStyleLongVideo.execute(model, text_cond(1), text_cond(2), vae, video(n, 24, 40), chunk, overlap, 0,
+                                         1, 1.0, "euler", "simple", style_image=torch.rand(1, 24, 40, 3)).result[0]
+    assert out.shape == (n, 24, 40, 3)
+    from dreamstyle.long_video import plan_chunks
+    chunks = plan_chunks(n, chunk, overlap)
+    assert [s[0] for s in seen] == [c.frames for c in chunks]
+    assert seen[0][1] is None
+    for i in range(1, len(chunks)):  # chunk i's first frame is chunk i-1's last stylized frame
+        last = chunks[i - 1].stop - 1
+        assert seen[i][1].shape == (1, 24, 40, 3)
+        assert not torch.equal(seen[i][1][0], video(n, 24, 40)[last])  # stylized, not the raw frame
+    # with no overlap, the last frame of chunk 0 in the output is exactly what chunk 1 was conditioned on
+    if overlap == 0:
+        assert torch.equal(seen[1][1][0], out[chunks[0].stop - 1])
