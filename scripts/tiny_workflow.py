@@ -1,0 +1,36 @@
+"""Swap the real checkpoints of an API-format workflow for the tiny fixtures (tests and the demo).
+
+UNETLoader/VAELoader get the tiny Wan files; CLIPLoader becomes the test-only TinyUMT5Loader;
+CLIPVisionLoader + CLIPVisionEncode become TinyCLIPVisionEncode of the same image; the token LoRA is
+`lora_name`; samplers run `steps` steps. The graph is otherwise untouched.
+"""
+import copy
+
+TINY = {"UNETLoader": ("unet_name", "tiny_wan21_i2v.safetensors"),
+        "VAELoader": ("vae_name", "tiny_wan21_vae.safetensors")}
+
+
+def tiny_workflow(api, lora_name="tiny_dreamstyle_token_lora.safetensors", steps=2, inputs=None):
+    """A copy of `api` for the tiny fixtures; `inputs` maps an input file name in the graph to another."""
+    g = copy.deepcopy(api)
+    inputs = inputs or {}
+    for nid in list(g):
+        node = g[nid]
+        kind, args = node["class_type"], node["inputs"]
+        if kind in TINY:
+            key, value = TINY[kind]
+            args[key] = value
+        elif kind == "CLIPLoader":
+            g[nid] = {"class_type": "TinyUMT5Loader", "inputs": {"clip_name": "tiny_umt5.safetensors"}}
+        elif kind == "CLIPVisionEncode":
+            g[nid] = {"class_type": "TinyCLIPVisionEncode", "inputs": {"image": args["image"], "seed": 0}}
+        elif kind == "DreamStyleTokenLoRALoader":
+            args["lora_name"] = lora_name
+        elif "steps" in args and not isinstance(args["steps"], list):
+            args["steps"] = min(args["steps"], steps)
+        for key in ("image", "file"):
+            if isinstance(args.get(key), str) and args[key] in inputs:
+                args[key] = inputs[args[key]]
+    for nid in [n for n, node in g.items() if node["class_type"] == "CLIPVisionLoader"]:
+        del g[nid]
+    return g

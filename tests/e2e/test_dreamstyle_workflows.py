@@ -1,0 +1,69 @@
+"""Every DreamStyle example workflow through the real server with the tiny Wan2.1-I2V fixtures: the
+output video has exactly the input's frame count and size, odd lengths included; the UI files are
+the UI form of their API twins."""
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from scripts.media import read_video, write_video
+from scripts.tiny_workflow import tiny_workflow
+from scripts.workflow_format import api_to_ui
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+API = sorted(glob.glob(os.path.join(ROOT, "workflows", "api", "dreamstyle_*.json")))
+
+
+def moving_square(frames, h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    video = np.zeros((frames, h, w, 3), np.uint8) + rng.integers(0, 60, 3, dtype=np.uint8)
+    for t in range(frames):
+        x = 2 + 3 * t
+        video[t, 8:24, x:x + 16] = (230, 180, 40)
+    return video
+
+
+@pytest.fixture(scope="module")
+def inputs(server):
+    write_video(os.path.join(server.input_dir, "ds_7.mp4"), moving_square(7, 40, 56))
+    write_video(os.path.join(server.input_dir, "ds_13.mp4"), moving_square(13, 40, 56, seed=1))
+    Image.fromarray(np.random.default_rng(3).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(
+        os.path.join(server.input_dir, "ds_style.png"))
+    Image.fromarray(np.full((40, 56, 3), 200, np.uint8)).save(os.path.join(server.input_dir, "ds_first.png"))
+    return {"dreamstyle_style.png": "ds_style.png", "dreamstyle_first_frame.png": "ds_first.png"}
+
+
+@pytest.mark.parametrize("path", API, ids=[os.path.basename(p)[:-5] for p in API])
+def test_example_workflow_keeps_frame_count_and_size(server, inputs, path):
+    api = json.load(open(path))
+    long_video = any(n["class_type"] == "DreamStyleLongVideo" for n in api.values())
+    frames = 13 if long_video else 7
+    wf = tiny_workflow(api, steps=1, inputs=dict(inputs, **{"dreamstyle_input.mp4": f"ds_{frames}.mp4"}))
+    for node in wf.values():
+        if node["class_type"] == "DreamStyleLongVideo":
+            node["inputs"].update(chunk_frames=5, overlap=1)
+    result = server.run(wf)
+    assert result.ok, result.describe_error()
+    videos = [f for f in result.files if f[2].endswith(".mp4")]
+    assert len(videos) == 1
+    out = read_video(os.path.join(server.output_dir, videos[0][1], videos[0][2]))
+    assert out.shape == (frames, 40, 56, 3)
+
+
+def test_ui_workflows_are_the_ui_form_of_their_api_twins(server):
+    object_info = server.get_json("/object_info")
+    assert API
+    for path in API:
+        name = os.path.basename(path)
+        ui = json.load(open(os.path.join(ROOT, "workflows", name)))
+        title = ui["extra"].get("title")
+        assert ui == json.loads(json.dumps(api_to_ui(json.load(open(path)), object_info, title))), name
+        ids = {n["id"] for n in ui["nodes"]}
+        for link_id, src, slot, dst, dst_slot, kind in ui["links"]:
+            assert src in ids and dst in ids
+            src_node = next(n for n in ui["nodes"] if n["id"] == src)
+            dst_node = next(n for n in ui["nodes"] if n["id"] == dst)
+            assert src_node["outputs"][slot]["type"] == kind == dst_node["inputs"][dst_slot]["type"]
