@@ -1,0 +1,139 @@
+"""`make demo`: start ComfyUI on 127.0.0.1 with UniStyle and the tiny fixtures, queue the pack's example
+workflows through the HTTP API, and collect real outputs in demo_output/.
+
+Inputs are made here (a procedural clip with known motion, a style image, a stylized first frame).
+Each workflows/api/*.json runs with its checkpoints swapped for the tiny fixtures
+(scripts/tiny_workflow.py); a workflow whose input files the demo cannot provide is skipped and says so.
+"""
+import glob
+import json
+import os
+import shutil
+import sys
+import time
+
+import numpy as np
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from scripts import host  # noqa: E402
+from scripts.comfy_client import ComfyClient  # noqa: E402
+from scripts.make_fixtures import ensure_fixtures  # noqa: E402
+from scripts.media import read_video, write_video  # noqa: E402
+from scripts.tiny_workflow import tiny_workflow  # noqa: E402
+
+OUT = os.path.join(ROOT, "demo_output")
+BASE = os.path.join(ROOT, "build", "demo-host")
+
+
+def moving_shapes(frames=17, h=64, w=96, seed=0):
+    """A clip with known motion: a square sliding right and a disc bouncing, on a gradient."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    bg = np.stack([xx / w * 120 + 40, yy / h * 80 + 60, np.full_like(xx, 90.0)], -1)
+    video = np.repeat(bg[None], frames, 0) + rng.normal(0, 3, (frames, h, w, 3))
+    for t in range(frames):
+        x0 = 4 + 4 * t
+        video[t, 12:36, x0:x0 + 24] = (230, 190, 40)
+        cy, cx = 44 - 10 * abs(np.sin(t / 3)), 70
+        video[t][(yy - cy) ** 2 + (xx - cx) ** 2 < 100] = (40, 80, 220)
+    return np.clip(video, 0, 255).astype(np.uint8)
+
+
+def style_image(h=64, w=64):
+    """Diagonal hatching in ink colours: an unmistakable style reference."""
+    yy, xx = np.mgrid[:h, :w]
+    ink = ((xx + yy) // 4) % 2 == 0
+    img = np.where(ink[..., None], np.array([30, 30, 60]), np.array([235, 225, 200]))
+    return img.astype(np.uint8)
+
+
+def demo_inputs(input_dir):
+    """Write the demo's input files; returns {name a workflow uses: file name in input_dir}."""
+    os.makedirs(input_dir, exist_ok=True)
+    clip = moving_shapes()
+    write_video(os.path.join(input_dir, "dreamstyle_input.mp4"), clip)
+    write_video(os.path.join(input_dir, "dreamstyle_long_input.mp4"), moving_shapes(frames=41, seed=1))
+    Image.fromarray(style_image()).save(os.path.join(input_dir, "dreamstyle_style.png"))
+    first = (clip[0].astype(np.float32) * 0.4 + style_image(*clip.shape[1:3]).astype(np.float32) * 0.6)
+    Image.fromarray(first.astype(np.uint8)).save(os.path.join(input_dir, "dreamstyle_first_frame.png"))
+    return {name: name for name in os.listdir(input_dir)}
+
+
+def referenced_inputs(api):
+    return {v for node in api.values() if node["class_type"] in ("LoadImage", "LoadVideo")
+            for k, v in node["inputs"].items() if k in ("image", "file") and isinstance(v, str)}
+
+
+def contact_sheet(rows, path, cell=96):
+    """rows: [(label, uint8 [N, H, W, 3])] -> one PNG with up to 6 evenly spaced frames per row."""
+    from PIL import ImageDraw
+    cols = 6
+    sheet = Image.new("RGB", (160 + cols * (cell + 4), len(rows) * (cell + 8) + 8), (250, 250, 250))
+    draw = ImageDraw.Draw(sheet)
+    for r, (label, frames) in enumerate(rows):
+        y = 8 + r * (cell + 8)
+        draw.text((6, y + cell // 2 - 6), label[:24], fill=(0, 0, 0))
+        for c, i in enumerate(np.linspace(0, len(frames) - 1, min(cols, len(frames))).round().astype(int)):
+            im = Image.fromarray(frames[i])
+            im.thumbnail((cell, cell))
+            sheet.paste(im, (160 + c * (cell + 4), y))
+    sheet.save(path)
+
+
+def main():
+    t0 = time.time()
+    models = ensure_fixtures()
+    if os.path.exists(OUT):
+        shutil.rmtree(OUT)
+    os.makedirs(OUT)
+    available = demo_inputs(os.path.join(BASE, "input"))
+    print(f"[demo] starting ComfyUI on 127.0.0.1 (log: {os.path.join(BASE, 'comfy.log')})")
+    port = host.start(BASE, models=models, test_nodes=True)
+    client = ComfyClient(f"127.0.0.1:{port}", timeout=1800)
+    summary, sheet_rows = {}, [("input clip", read_video(os.path.join(BASE, "input", "dreamstyle_input.mp4")))]
+    try:
+        for path in sorted(glob.glob(os.path.join(ROOT, "workflows", "api", "*.json"))):
+            name = os.path.basename(path)[:-5]
+            api = json.load(open(path))
+            overrides = {"dreamstyle_input.mp4": "dreamstyle_long_input.mp4"} if "long_video" in name else {}
+            missing = sorted(f for f in referenced_inputs(api) if overrides.get(f, f) not in available)
+            if missing:
+                print(f"[demo] {name}: skipped, the demo has no input {', '.join(missing)}")
+                summary[name] = {"skipped": f"no demo input {', '.join(missing)}"}
+                continue
+            wf = tiny_workflow(api, steps=4, inputs=overrides)
+            for node in wf.values():
+                if node["class_type"] == "DreamStyleLongVideo":
+                    node["inputs"].update(chunk_frames=17, overlap=2)
+            result = client.run(wf)
+            if not result.ok:
+                print(f"[demo] {name}: FAILED: {result.describe_error()}")
+                summary[name] = {"error": result.describe_error()}
+                continue
+            dest = os.path.join(OUT, name)
+            os.makedirs(dest, exist_ok=True)
+            files = []
+            for kind, sub, fname in result.files:
+                src = os.path.join(BASE, kind, sub, fname)
+                shutil.copy(src, os.path.join(dest, fname))
+                files.append(os.path.join(name, fname))
+                if fname.endswith(".mp4") and "long_video" not in name:
+                    sheet_rows.append((name.replace("dreamstyle_", ""), read_video(src)))
+            summary[name] = {"files": files, "seconds": round(result.seconds, 1)}
+            print(f"[demo] {name}: {len(files)} file(s) in {result.seconds:.1f}s -> {dest}")
+    finally:
+        host.stop(BASE)
+    if len(sheet_rows) > 1:
+        contact_sheet(sheet_rows, os.path.join(OUT, "dreamstyle_overview.png"))
+    with open(os.path.join(OUT, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    failed = [n for n, s in summary.items() if "error" in s]
+    print(f"[demo] done in {time.time() - t0:.0f}s: outputs in {OUT} (summary.json, dreamstyle_overview.png)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
