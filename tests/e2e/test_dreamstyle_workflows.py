@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from scripts.demo import moving_shapes
 from scripts.media import read_video, write_video
 from scripts.tiny_workflow import tiny_workflow
 from scripts.workflow_format import api_to_ui
@@ -17,19 +18,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 API = sorted(glob.glob(os.path.join(ROOT, "workflows", "api", "dreamstyle_*.json")))
 
 
-def moving_square(frames, h, w, seed=0):
-    rng = np.random.default_rng(seed)
-    video = np.zeros((frames, h, w, 3), np.uint8) + rng.integers(0, 60, 3, dtype=np.uint8)
-    for t in range(frames):
-        x = 2 + 3 * t
-        video[t, 8:24, x:x + 16] = (230, 180, 40)
-    return video
-
-
 @pytest.fixture(scope="module")
 def inputs(server):
-    write_video(os.path.join(server.input_dir, "ds_7.mp4"), moving_square(7, 40, 56))
-    write_video(os.path.join(server.input_dir, "ds_13.mp4"), moving_square(13, 40, 56, seed=1))
+    write_video(os.path.join(server.input_dir, "ds_7.mp4"), moving_shapes(7, 40, 56))
+    write_video(os.path.join(server.input_dir, "ds_13.mp4"), moving_shapes(13, 40, 56, seed=1))
     Image.fromarray(np.random.default_rng(3).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(
         os.path.join(server.input_dir, "ds_style.png"))
     Image.fromarray(np.full((40, 56, 3), 200, np.uint8)).save(os.path.join(server.input_dir, "ds_first.png"))
