@@ -1,6 +1,6 @@
 """Run every benchmark module in bench/ and write bench/results.json.
 
-Each bench/<name>.py defines run() -> {metric: {"value": x, "goal": "<= 1.10", "unit": "ratio",
+Each bench/<name>.py (names starting with _ are helpers) defines run() -> {metric: {"value": x, "goal": "<= 1.10", "unit": "ratio",
 "how": "what was compared"}}. Ratios are measured side by side inside one run() call.
 
     python bench/run_all.py [NAME ...]     # only the named modules (file names without .py)
@@ -20,7 +20,7 @@ sys.path.insert(0, ROOT)
 def main(names):
     path = os.path.join(HERE, "results.json")
     results = json.load(open(path)) if os.path.exists(path) else {}
-    modules = sorted(f[:-3] for f in os.listdir(HERE) if f.endswith(".py") and f not in ("run_all.py", "__init__.py"))
+    modules = sorted(f[:-3] for f in os.listdir(HERE) if f.endswith(".py") and f != "run_all.py" and not f.startswith("_"))
     failed = []
     for name in modules:
         if names and name not in names:

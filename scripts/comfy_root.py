@@ -22,15 +22,23 @@ def comfy_root():
 
 
 def import_comfy_in_process():
-    """Put ComfyUI on sys.path with argument parsing off and --cpu when no GPU, then return its root.
+    """Put ComfyUI first on sys.path with argument parsing off and --cpu when no GPU, then return its root.
 
     Call before any `import comfy...`. comfy.cli_args then holds defaults (argv is not parsed).
+    ComfyUI's top-level `nodes` module is imported here, so that this pack's own `nodes/` package
+    (importable as `nodes` wherever the checkout is on sys.path) can never stand in for it.
     """
     root = comfy_root()
-    if root not in sys.path:
-        sys.path.insert(0, root)
+    if root in sys.path:
+        sys.path.remove(root)
+    sys.path.insert(0, root)
+    comfy_nodes = os.path.join(root, "nodes.py")
+    loaded = sys.modules.get("nodes")
+    if loaded is not None and os.path.realpath(getattr(loaded, "__file__", "") or "") != comfy_nodes:
+        del sys.modules["nodes"]
     import torch
     from comfy.cli_args import args
     if not torch.cuda.is_available():
         args.cpu = True  # else comfy.model_management asks CUDA for a device
+    import nodes  # noqa: F401
     return root

@@ -1,0 +1,129 @@
+"""DreamStyle inference costs, measured side by side on the CPU.
+
+1. Token-LoRA layer forward (W x + s·W_up^i W_down x, routed by contiguous token runs) vs a plain LoRA of
+   the same rank, and vs a naive router that computes every up matrix on every token and masks.
+   Wan2.1-1.3B linear sizes (dim 1536, FFN 8960), rank 64, tokens of a 480p clip scaled down.
+2. One denoising step of ComfyUI's own WanModel at 1.3B block sizes (2 blocks): plain I2V on F latent
+   frames vs DreamStyle (F + first frame + style image, token LoRA on) vs a UNIC-style in-context
+   layout that doubles the sequence (reference video tokens concatenated with the generated ones).
+"""
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from bench._timing import metric, time_side_by_side  # noqa: E402
+from dreamstyle.layout import STYLE_IMAGE, VIDEO, FIRST_FRAME  # noqa: E402
+from dreamstyle.token_lora import TokenLoRA  # noqa: E402
+
+DIM, FFN, RANK = 1536, 8960, 64
+TOKENS_PER_FRAME_480P = 30 * 52  # 480x832 -> latent 60x104 -> (1,2,2) patches
+
+
+def layer_benchmark(frames=3):
+    torch.manual_seed(0)
+    types = torch.tensor([FIRST_FRAME] + [VIDEO] * frames + [STYLE_IMAGE])
+    n = TOKENS_PER_FRAME_480P
+    x = torch.randn(1, types.numel() * n, DIM)
+    results = {}
+    for name, out_f in (("qkvo", DIM), ("ffn_up", FFN)):
+        base = torch.nn.Linear(DIM, out_f)
+        lora = TokenLoRA(DIM, out_f, RANK)
+        torch.nn.init.normal_(lora.up, std=0.01)
+        down, up = lora.down.detach(), lora.up[1].detach()
+        mask = torch.stack([(types == t).repeat_interleave(n) for t in range(3)]).float()  # [3, L]
+
+        def token():
+            return base(x) + lora.delta(x, types, n)
+
+        def plain():
+            return base(x) + F.linear(F.linear(x, down), up)
+
+        def naive():
+            h = F.linear(x, down)
+            return base(x) + sum(F.linear(h, lora.up[t]) * mask[t, :, None] for t in range(3))
+
+        t = time_side_by_side({"token": token, "plain": plain, "naive": naive}, rounds=5)
+        results[f"dreamstyle_token_lora_vs_plain_lora_{name}"] = metric(
+            t["token"] / t["plain"], "<= 1.10", "ratio",
+            f"layer forward {DIM}->{out_f}, rank {RANK}, {x.shape[1]} tokens (1+{frames}+1 frames of 480p); "
+            f"token {t['token']*1e3:.1f} ms vs plain {t['plain']*1e3:.1f} ms")
+        results[f"dreamstyle_token_lora_vs_naive_router_{name}"] = metric(
+            t["token"] / t["naive"], "< 1.0", "ratio",
+            f"same layer; naive computes all 3 up matrices on every token and masks ({t['naive']*1e3:.1f} ms)")
+    return results
+
+
+def step_benchmark(frames=6, grid=(16, 16)):
+    from scripts.comfy_root import import_comfy_in_process
+    import_comfy_in_process()
+    import comfy.ldm.wan.model as wan_model
+    import comfy.ops
+    torch.manual_seed(0)
+    model = wan_model.WanModel(model_type="i2v", in_dim=36, out_dim=16, dim=DIM, ffn_dim=FFN, num_heads=12,
+                               num_layers=2, text_dim=4096, freq_dim=256,
+                               operations=comfy.ops.disable_weight_init).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.02)
+    h, w = grid
+    n = (h // 2) * (w // 2)
+    context = torch.randn(1, 64, 4096)
+    clip = torch.randn(1, 257, 1280)
+    t = torch.tensor([500.0])
+    loras = {name: TokenLoRA(m.in_features, m.out_features, RANK) for name, m in model.named_modules()
+             if isinstance(m, torch.nn.Linear) and (".self_attn." in name and "norm" not in name or ".ffn." in name)}
+    for lora in loras.values():
+        torch.nn.init.normal_(lora.up, std=0.01)
+    types = torch.tensor([FIRST_FRAME] + [VIDEO] * frames + [STYLE_IMAGE])
+    hooks = []
+    x_plain = torch.randn(1, 36, frames, h, w)
+    x_dream = torch.randn(1, 36, frames + 2, h, w)
+    x_unic = torch.randn(1, 36, 2 * frames, h, w)
+
+    # plain and UNIC run without the LoRA hooks; DreamStyle with them
+    def set_hooks(on):
+        for hk in hooks:
+            hk.remove()
+        hooks.clear()
+        if on:
+            for name, lora in loras.items():
+                hooks.append(model.get_submodule(name).register_forward_hook(
+                    lambda m, a, o, lora=lora: o + lora.delta(a[0], types, n)))
+
+    def run_plain():
+        set_hooks(False)
+        return model(x_plain, t, context, clip_fea=clip)
+
+    def run_dream():
+        set_hooks(True)
+        return model(x_dream, t, context, clip_fea=clip)
+
+    def run_unic():
+        set_hooks(False)
+        return model(x_unic, t, context, clip_fea=clip)
+
+    tm = time_side_by_side({"plain": run_plain, "dream": run_dream, "unic": run_unic}, rounds=3)
+    set_hooks(False)
+    goal = 1.05 * (frames + 2) / frames
+    how = (f"WanModel 1.3B block sizes, 2 blocks, {frames} latent frames of {n} tokens; "
+           f"plain {tm['plain']:.3f}s, DreamStyle {tm['dream']:.3f}s, UNIC-style {tm['unic']:.3f}s")
+    return {
+        "dreamstyle_step_vs_plain_i2v_step": metric(tm["dream"] / tm["plain"], f"<= {goal:.3f}", "ratio",
+                                                     how + f"; goal 1.05*(F+2)/F with F={frames}"),
+        "dreamstyle_step_vs_unic_in_context_step": metric(tm["dream"] / tm["unic"], "< 1.0", "ratio", how),
+    }
+
+
+def run():
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    return {**layer_benchmark(), **step_benchmark()}
+
+
+if __name__ == "__main__":
+    for k, v in run().items():
+        print(k, v)
