@@ -30,10 +30,15 @@ def encoder_levels(model_channels, channel_mult, num_res_blocks):
 
 def check_widths(levels, channels, who):
     """Refuse an adapter whose feature widths do not match the UNet, naming the first mismatching layer."""
-    if len(channels) != len(levels):
-        raise ValueError(f"{who}: gives {len(channels)} feature levels, the UNet encoder has {len(levels)} "
-                         f"(widths {[lv.channels for lv in levels]})")
-    for l, (lv, c) in enumerate(zip(levels, channels)):
-        if lv.channels != c:
-            raise ValueError(f"{who}: level {l} feature has {c} channels but the UNet layer input_blocks.{lv.block} "
-                             f"has {lv.channels}; this adapter was made for a different UNet width")
+    for l in range(max(len(levels), len(channels))):
+        if l >= len(channels):
+            raise ValueError(f"{who}: gives {len(channels)} feature levels, but the UNet layer "
+                             f"input_blocks.{levels[l].block} (level {l}, {levels[l].channels} channels) expects one; "
+                             "this adapter was made for a different UNet")
+        if l >= len(levels):
+            raise ValueError(f"{who}: level {l} feature ({channels[l]} channels) has no UNet layer: the encoder ends at "
+                             f"input_blocks.{levels[-1].block}; this adapter was made for a different UNet")
+        if levels[l].channels != channels[l]:
+            raise ValueError(f"{who}: level {l} feature has {channels[l]} channels but the UNet layer "
+                             f"input_blocks.{levels[l].block} has {levels[l].channels}; this adapter was made for a "
+                             "different UNet width")

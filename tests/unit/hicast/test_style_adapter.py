@@ -26,7 +26,7 @@ def test_adapter_features_have_unet_widths_and_scales():
 def test_width_mismatch_names_the_layer():
     with pytest.raises(ValueError, match=r"input_blocks\.5 has 640"):
         check_widths(SD15, (320, 320, 1280, 1280), "adapter 'edge'")
-    with pytest.raises(ValueError, match="3 feature levels"):
+    with pytest.raises(ValueError, match=r"3 feature levels, but the UNet layer input_blocks\.11"):
         check_widths(SD15, (320, 640, 1280), "adapter 'edge'")
 
 

@@ -1,0 +1,162 @@
+"""HiCAST nodes in the real ComfyUI (in process, CPU) on the tiny SD1.5 fixture."""
+import importlib
+import importlib.util
+import logging
+import os
+import sys
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def hc(comfy, tiny_models):
+    if "unistyle_pack" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("unistyle_pack", os.path.join(ROOT, "__init__.py"),
+                                                      submodule_search_locations=[ROOT])
+        pack = importlib.util.module_from_spec(spec)
+        sys.modules["unistyle_pack"] = pack
+        spec.loader.exec_module(pack)
+    module = importlib.import_module("unistyle_pack.nodes.hicast")
+    import folder_paths
+    folder_paths.add_model_folder_path(module.ADAPTERS, os.path.join(tiny_models, "hicast_adapters"), is_default=True)
+    return module
+
+
+@pytest.fixture(scope="module")
+def sd15(hc, tiny_models):
+    import comfy.sd
+    import comfy.utils
+    model = comfy.sd.load_diffusion_model(os.path.join(tiny_models, "diffusion_models", "tiny_sd15_unet.safetensors"))
+    vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(os.path.join(tiny_models, "vae", "tiny_sd15_taesd.safetensors")))
+    return model, vae
+
+
+def run(node, **kw):
+    return node.execute(**kw).result
+
+
+def load(hc, name):
+    return run(hc.HiCASTAdapterLoader, adapter_name=name)[0]
+
+
+def photo(h=64, w=64, seed=0):
+    return torch.rand(1, h, w, 3, generator=torch.Generator().manual_seed(seed))
+
+
+def sample(model, positive, negative, frames=1, size=32, seed=0):
+    import nodes
+    latent = {"samples": torch.zeros(frames, 4, size // 8, size // 8)}
+    return nodes.common_ksampler(model, seed, 2, 2.0, "euler", "normal", positive, negative, latent)[0]["samples"]
+
+
+def style_cond(hc, style_scale=1.0):
+    return run(hc.HiCASTStyleConditioning, style_encoder=load(hc, "tiny_sd15_style_encoder.safetensors"),
+               style_image=photo(seed=3), style_scale=style_scale)
+
+
+def test_sd15_fixture_is_detected_as_sd15(sd15):
+    model, vae = sd15
+    assert type(model.model.model_config).__name__ == "SD15"
+    assert vae.latent_channels == 4
+
+
+def test_edge_and_smoothing_nodes_keep_size(hc):
+    clip = photo(40, 56).repeat(3, 1, 1, 1)
+    edges = run(hc.HiCASTEdgeMap, image=clip, method="canny", low_threshold=50, high_threshold=100, soft_sigma=1.5)[0]
+    soft = run(hc.HiCASTEdgeMap, image=clip, method="soft_edge", low_threshold=50, high_threshold=100, soft_sigma=1.5)[0]
+    assert edges.shape == soft.shape == clip.shape
+    smooth = run(hc.HiCASTTemporalSmooth, maps=edges, frames=clip, strength=0.7, motion_threshold=0.04)[0]
+    assert smooth.shape == clip.shape
+
+
+def test_depth_node_names_the_folder_when_none_installed(hc):
+    with pytest.raises(FileNotFoundError, match="hicast_depth"):
+        run(hc.HiCASTDepthMap, image=photo(), depth_model=hc.NONE_INSTALLED, resolution=64)
+
+
+def test_weights_zero_and_scale_zero_give_the_unpatched_model_exactly(hc, sd15):
+    model, _ = sd15
+    pos, neg = style_cond(hc)
+    edge = load(hc, "tiny_sd15_edge_adapter.safetensors")
+    maps = run(hc.HiCASTEdgeMap, image=photo(32, 32), method="canny", low_threshold=50, high_threshold=100, soft_sigma=1.5)[0]
+    off = run(hc.HiCASTApplyStyleAdapters, model=model, adapter_1=edge, map_1=maps, weight_1=0.0, style_scale=0.0,
+              style_encoder=load(hc, "tiny_sd15_style_encoder.safetensors"), style_image=photo(seed=4))[0]
+    assert off is not model and not off.model_options["transformer_options"].get("patches")
+    base = sample(model, pos, neg)
+    assert torch.equal(sample(off, pos, neg), base)
+    on = run(hc.HiCASTApplyStyleAdapters, model=model, adapter_1=edge, map_1=maps, weight_1=1.0, style_scale=0.0)[0]
+    styled = run(hc.HiCASTApplyStyleAdapters, model=model, style_scale=1.0,
+                 style_encoder=load(hc, "tiny_sd15_style_encoder.safetensors"), style_image=photo(seed=4))[0]
+    assert not torch.equal(sample(on, pos, neg), base)
+    assert not torch.equal(sample(styled, pos, neg), base)
+
+
+def test_map_of_another_size_is_resized_with_a_log_line(hc, sd15, caplog):
+    model, _ = sd15
+    pos, neg = style_cond(hc)
+    edge = load(hc, "tiny_sd15_edge_adapter.safetensors")
+    patched = run(hc.HiCASTApplyStyleAdapters, model=model, adapter_1=edge, map_1=photo(48, 40), weight_1=1.0,
+                  style_scale=0.0)[0]
+    with caplog.at_level(logging.WARNING, logger="hicast"):
+        out = sample(patched, pos, neg, size=32)
+    assert "is 40x48 but the latent grid 4x4 needs 32x32; resizing" in caplog.text
+    assert out.shape == (1, 4, 4, 4)
+
+
+def test_adapter_for_another_unet_width_is_refused_naming_the_layer(hc, sd15):
+    model, _ = sd15
+    full = load(hc, "sd15_full_width_edge_adapter.safetensors")
+    with pytest.raises(ValueError, match=r"level 1 feature has 640 channels but the UNet layer input_blocks\.3 has 320"):
+        run(hc.HiCASTApplyStyleAdapters, model=model, adapter_1=full, map_1=photo(32, 32), weight_1=1.0, style_scale=0.0)
+
+
+@pytest.mark.parametrize("style", [torch.rand(1, 32, 32, 1), torch.rand(1, 32, 32, 4)], ids=["grey", "rgba"])
+def test_grey_and_rgba_style_images_are_converted(hc, sd15, style):
+    model, _ = sd15
+    enc = load(hc, "tiny_sd15_style_encoder.safetensors")
+    pos, neg = run(hc.HiCASTStyleConditioning, style_encoder=enc, style_image=style, style_scale=1.0)
+    patched = run(hc.HiCASTApplyStyleAdapters, model=model, style_scale=1.0, style_encoder=enc, style_image=style)[0]
+    assert pos[0][0].shape == (1, 2, 768)
+    assert torch.isfinite(sample(patched, pos, neg)).all()
+
+
+def test_zero_initialised_temporal_layers_leave_video_output_bit_identical(hc, sd15):
+    from unistyle_pack.hicast.temporal_layers import TemporalLayers
+    model, _ = sd15
+    pos, neg = style_cond(hc)
+    fresh = {"kind": "temporal_layers", "name": "fresh", "module": TemporalLayers([320, 320]).eval(), "map_type": "video"}
+    video = run(hc.HiCASTApplyTemporalLayers, model=model, temporal_layers=fresh)[0]
+    assert torch.equal(sample(video, pos, neg, frames=3), sample(model, pos, neg, frames=3))
+    trained = run(hc.HiCASTApplyTemporalLayers, model=model,
+                  temporal_layers=load(hc, "tiny_sd15_temporal_layers.safetensors"))[0]
+    assert not torch.equal(sample(trained, pos, neg, frames=3), sample(model, pos, neg, frames=3))
+
+
+def test_training_nodes_write_loadable_files(hc, sd15, tiny_models):
+    import folder_paths
+    model, vae = sd15
+    folder = folder_paths.get_folder_paths(hc.ADAPTERS)[0]
+    for f in os.listdir(folder):  # no checkpoint of an earlier run to resume from
+        if f.startswith("test_hc_"):
+            os.unlink(os.path.join(folder, f))
+    pos, _ = style_cond(hc)
+    content = photo(32, 32, seed=7).repeat(2, 1, 1, 1)
+    maps = run(hc.HiCASTEdgeMap, image=content, method="soft_edge", low_threshold=0, high_threshold=0, soft_sigma=1.0)[0]
+    with torch.inference_mode():  # as ComfyUI runs nodes
+        adapter, encoder, loss = run(hc.HiCASTTrainAdapter, model=model, vae=vae, content_images=content, maps=maps,
+                                     style_image=photo(seed=8), conditioning=pos, output_name="test_hc_adapter.safetensors",
+                                     map_type="edge", steps=2, learning_rate=1e-4, seed=0)
+        layers, loss_h = run(hc.HiCASTTrainTemporalLayers, model=model, vae=vae, video=content.repeat(2, 1, 1, 1),
+                             conditioning=pos, output_name="test_hc_temporal.safetensors", clip_frames=3, steps=2,
+                             learning_rate=1e-4, lambda_local=0.1, seed=0)
+    assert torch.isfinite(torch.tensor([loss, loss_h])).all()
+    try:
+        for name in ("test_hc_adapter.safetensors", "test_hc_adapter_style_encoder.safetensors", "test_hc_temporal.safetensors"):
+            assert load(hc, name)["kind"] in ("style_adapter", "style_encoder", "temporal_layers")
+    finally:
+        for f in os.listdir(folder):
+            if f.startswith("test_hc_"):
+                os.unlink(os.path.join(folder, f))
