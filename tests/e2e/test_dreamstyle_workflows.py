@@ -1,7 +1,6 @@
 """Every DreamStyle example workflow through the real server with the tiny Wan2.1-I2V fixtures: the
 output video has exactly the input's frame count and size, odd lengths included; the UI files are
 the UI form of their API twins."""
-import glob
 import json
 import os
 
@@ -15,7 +14,9 @@ from scripts.tiny_workflow import tiny_workflow
 from scripts.workflow_format import api_to_ui
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-API = sorted(glob.glob(os.path.join(ROOT, "workflows", "api", "dreamstyle_*.json")))
+from scripts.build_workflows import WORKFLOWS  # noqa: E402
+
+API = [os.path.join(ROOT, "workflows", "api", f"{name}.json") for name in sorted(WORKFLOWS)]
 
 
 @pytest.fixture(scope="module")
