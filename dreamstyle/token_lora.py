@@ -62,3 +62,54 @@ class TokenLoRA(nn.Module):
     def _route(h, up, runs):
         parts = [F.linear(h[:, start:stop], up[t]) for t, start, stop in runs]
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+
+class TokenLoRAHooks:
+    """Runs a set of TokenLoRAs on a model at forward time through forward hooks on its linear layers.
+
+    `attach(model)` hooks each adapted layer; inside `with hooks.routing(frame_types, tokens_per_frame):`
+    every hooked layer adds its token-specific residual to its output; `detach()` removes the hooks.
+    The base weights are never touched, so a token LoRA composes with weight-merged LoRAs.
+    """
+
+    def __init__(self, loras, strength=1.0):
+        self.loras = loras                  # {layer name: TokenLoRA}
+        self.strength = strength
+        self.handles = []
+        self.call = None                    # (frame_types [B, T] or [T], tokens_per_frame) inside routing()
+
+    def attach(self, model):
+        for name, lora in self.loras.items():
+            self.handles.append(model.get_submodule(name).register_forward_hook(self._hook(name, lora)))
+
+    def detach(self):
+        for handle in self.handles:
+            handle.remove()
+        self.handles.clear()
+
+    def routing(self, frame_types, tokens_per_frame):
+        return _Routing(self, frame_types, tokens_per_frame)
+
+    def _hook(self, name, lora):
+        def add_delta(module, args, output):
+            if self.call is None:
+                raise RuntimeError(f"token LoRA: layer {name} ran outside a routing() block (token types unknown)")
+            frame_types, tokens_per_frame = self.call
+            return output + lora.delta(args[0], frame_types, tokens_per_frame, self.strength).to(output.dtype)
+        return add_delta
+
+
+class _Routing:
+    def __init__(self, hooks, frame_types, tokens_per_frame):
+        self.hooks, self.value = hooks, (frame_types, tokens_per_frame)
+
+    def __enter__(self):
+        self.hooks.call = self.value
+
+    def __exit__(self, *exc):
+        self.hooks.call = None
+
+
+def tokens_per_frame(height, width, patch_size=(1, 2, 2)):
+    """Tokens one latent frame of height x width becomes after Wan's patchify (padded to the patch)."""
+    return math.ceil(height / patch_size[1]) * math.ceil(width / patch_size[2])

@@ -93,3 +93,22 @@ def test_adapted_layers_are_self_attention_and_ffn_of_every_block():
     assert len(names) == 2 * 6
     assert "blocks.1.self_attn.o" in names and "blocks.0.ffn.2" in names
     assert not any("cross_attn" in n or n == "head" for n in names)
+
+
+def test_hooks_add_the_routed_residual_only_inside_routing_and_detach_cleanly():
+    from dreamstyle.token_lora import TokenLoRAHooks
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(12, 10))
+    lora = random_lora()
+    hooks = TokenLoRAHooks({"0": lora}, strength=0.5)
+    x = torch.randn(1, 6, 12)
+    base = model(x)
+    hooks.attach(model)
+    ft = torch.tensor([FIRST_FRAME, STYLE_IMAGE])
+    with torch.no_grad(), hooks.routing(ft, 3):
+        got = model(x)
+    torch.testing.assert_close(got, base + slow_reference(lora, x, ft, 3, 0.5), rtol=1e-5, atol=1e-5)
+    with pytest.raises(RuntimeError, match="outside a routing"):
+        model(x)
+    hooks.detach()
+    assert torch.equal(model(x), base)
