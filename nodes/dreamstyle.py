@@ -116,6 +116,17 @@ def decode_to_input(vae, samples):
     return torch.cat([crop_video(v, layout.pixel_frames, layout.pixel_height, layout.pixel_width) for v in images])
 
 
+def style_condition_inputs(first_frame_tooltip):
+    """The optional style conditions every DreamStyle sampling node takes."""
+    return [
+        io.Image.Input("style_image", optional=True,
+                       tooltip="Style reference image, appended after the video (first image of the batch)."),
+        io.Image.Input("first_frame", optional=True, tooltip=first_frame_tooltip),
+        io.ClipVisionOutput.Input("clip_vision_output", optional=True,
+                                  tooltip="CLIP-vision encoding of the style image, for Wan's image branch."),
+    ]
+
+
 class DreamStyleConditioning(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -132,13 +143,8 @@ class DreamStyleConditioning(io.ComfyNode):
                 io.Vae.Input("vae", tooltip="The Wan2.1 VAE."),
                 io.Image.Input("video", tooltip="The original video to stylize (any frame count and size: it is "
                                "padded to 4k+1 frames and multiples of 16 and cut back after decoding)."),
-                io.Image.Input("style_image", optional=True,
-                               tooltip="Style reference image, appended after the video (first image of the batch)."),
-                io.Image.Input("first_frame", optional=True,
-                               tooltip="The video's first frame already stylized (e.g. by an image model), "
-                                       "prepended before the video. Resized to the video's size if it differs."),
-                io.ClipVisionOutput.Input("clip_vision_output", optional=True,
-                                          tooltip="CLIP-vision encoding of the style image, for Wan's image branch."),
+                *style_condition_inputs("The video's first frame already stylized (e.g. by an image model), prepended "
+                                        "before the video. Resized to the video's size if it differs."),
             ],
             outputs=[
                 io.Conditioning.Output(display_name="positive"),
@@ -262,11 +268,8 @@ class DreamStyleLongVideo(io.ComfyNode):
                                tooltip="Sampler, as in KSampler."),
                 io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, default="simple",
                                tooltip="Scheduler, as in KSampler."),
-                io.Image.Input("style_image", optional=True, tooltip="Style reference image, used in every chunk."),
-                io.Image.Input("first_frame", optional=True,
-                               tooltip="Stylized first frame of the whole video (first chunk only)."),
-                io.ClipVisionOutput.Input("clip_vision_output", optional=True,
-                                          tooltip="CLIP-vision encoding of the style image."),
+                *style_condition_inputs("Stylized first frame of the whole video (first chunk only; later chunks "
+                                        "take the last stylized frame of the chunk before)."),
             ],
             outputs=[io.Image.Output(display_name="video")],
         )

