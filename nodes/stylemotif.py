@@ -307,8 +307,9 @@ class StyleMotifTrain(io.ComfyNode):
         offsets = {"vae": 0, "denoiser": vae_steps, "stylization": vae_steps + denoiser_steps,
                    "alignment": vae_steps + denoiser_steps + stylization_steps}
         config = StyleMotifConfig(latent_dim=latent_dim)
-        model, _ = train_procedural(clips, config, steps, seed, os.path.join(root, f"{name}_ckpt"),
-                                    progress=lambda stage, done, n: bar.update_absolute(offsets[stage] + done, total))
+        with torch.inference_mode(False), torch.enable_grad():  # ComfyUI executes nodes under inference mode
+            model, _ = train_procedural(clips, config, steps, seed, os.path.join(root, f"{name}_ckpt"),
+                                        progress=lambda stage, done, n: bar.update_absolute(offsets[stage] + done, total))
         model.save(os.path.join(root, f"{name}.safetensors"))
         return io.NodeOutput(model.to(comfy.model_management.get_torch_device()))
 

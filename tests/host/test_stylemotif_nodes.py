@@ -110,7 +110,8 @@ def test_train_node_writes_a_loadable_model(sm, tmp_path):
     import folder_paths
     folder_paths.add_model_folder_path("stylemotif", str(tmp_path), is_default=True)
     try:
-        model = sm.StyleMotifTrain.execute("t", 20, 3, 3, 2, 2, 32, 0).result[0]
+        with torch.inference_mode():  # as ComfyUI's executor runs nodes
+            model = sm.StyleMotifTrain.execute("t", 20, 3, 3, 2, 2, 32, 0).result[0]
     finally:
         folder_paths.folder_names_and_paths["stylemotif"][0].remove(str(tmp_path))
     assert os.path.exists(tmp_path / "t.safetensors") and os.path.exists(tmp_path / "t_ckpt" / "alignment.pt")
