@@ -24,9 +24,7 @@ def tiny_build_graph(server, dataset_dir, min_style, min_content):
     g = tiny_workflow(api, steps=2, inputs={"dreamstyle_raw.mp4": "dsdata_raw.mp4"})
     for node in g.values():
         kind, args = node["class_type"], node["inputs"]
-        if kind == "UNETLoader":
-            args["unet_name"] = "tiny_wan21_fun_control.safetensors"
-        elif kind == "WanFunControlToVideo":
+        if kind == "WanFunControlToVideo":
             args.update(width=W, height=H)
         elif kind == "ImageFromBatch" and args["batch_index"]:
             args.update(batch_index=1, length=3)  # K = 3 references from a 5-frame clip
