@@ -56,9 +56,13 @@ def demo_inputs(input_dir):
     clip = moving_shapes()
     write_video(os.path.join(input_dir, "dreamstyle_input.mp4"), clip)
     write_video(os.path.join(input_dir, "dreamstyle_long_input.mp4"), moving_shapes(frames=41, seed=1))
+    write_video(os.path.join(input_dir, "dreamstyle_raw.mp4"), moving_shapes(frames=33, h=48, w=64, seed=2))
     Image.fromarray(style_image()).save(os.path.join(input_dir, "dreamstyle_style.png"))
     first = (clip[0].astype(np.float32) * 0.4 + style_image(*clip.shape[1:3]).astype(np.float32) * 0.6)
     Image.fromarray(first.astype(np.uint8)).save(os.path.join(input_dir, "dreamstyle_first_frame.png"))
+    write_video(os.path.join(input_dir, "hicast_input.mp4"), clip[:9])
+    Image.fromarray(clip[0]).save(os.path.join(input_dir, "hicast_content.png"))
+    Image.fromarray(style_image()).save(os.path.join(input_dir, "hicast_style.png"))
     return {name: name for name in os.listdir(input_dir)}
 
 
@@ -104,7 +108,7 @@ def main():
                 print(f"[demo] {name}: skipped, the demo has no input {', '.join(missing)}")
                 summary[name] = {"skipped": f"no demo input {', '.join(missing)}"}
                 continue
-            wf = tiny_workflow(api, steps=4, inputs=overrides)
+            wf = tiny_workflow(api, steps=4, inputs=overrides, size=(64, 48))
             for node in wf.values():
                 if node["class_type"] == "DreamStyleLongVideo":
                     node["inputs"].update(chunk_frames=17, overlap=2)

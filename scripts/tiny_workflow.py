@@ -1,36 +1,51 @@
 """Swap the real checkpoints of an API-format workflow for the tiny fixtures (tests and the demo).
 
-Each real checkpoint name in TINY_FILES becomes its tiny fixture; CLIPLoader becomes the test-only TinyUMT5Loader;
-CLIPVisionLoader + CLIPVisionEncode become TinyCLIPVisionEncode of the same image; the token LoRA is
-`lora_name`; samplers run `steps` steps. The graph is otherwise untouched.
+UNETLoader/VAELoader get the tiny SD1.5 files where the graph names the real SD1.5 ones (HiCAST), else
+the tiny Wan files; CLIPLoader becomes the test-only TinyCLIPLoader for type stable_diffusion, else
+TinyUMT5Loader; HiCASTAdapterLoader gets the tiny HiCAST file of the same role; CLIPVisionLoader +
+CLIPVisionEncode become TinyCLIPVisionEncode of the same image; the token LoRA is `lora_name`;
+samplers and trainers run at most `steps` steps. The graph is otherwise untouched.
 """
 import copy
 
-TINY_FILES = {  # real file name (as the example workflows name it) -> tiny fixture of the same architecture
-    "wan2.1_i2v_480p_14B_fp16.safetensors": "tiny_wan21_i2v.safetensors",
-    "wan2.1_fun_control_1.3B_bf16.safetensors": "tiny_wan21_fun_control.safetensors",
-    "wan_2.1_vae.safetensors": "tiny_wan21_vae.safetensors",
-}
+from scripts.build_workflows import (HICAST_EDGE_ADAPTER, HICAST_STYLE_ENCODER, HICAST_TEMPORAL, SD15_UNET,
+                                     SD15_VAE)
+
+TINY = {"UNETLoader": ("unet_name", "tiny_wan21_i2v.safetensors"),
+        "VAELoader": ("vae_name", "tiny_wan21_vae.safetensors")}
+TINY_SD15 = {SD15_UNET: "tiny_sd15_unet.safetensors", SD15_VAE: "tiny_sd15_taesd.safetensors",
+             HICAST_EDGE_ADAPTER: "tiny_sd15_edge_adapter.safetensors",
+             HICAST_STYLE_ENCODER: "tiny_sd15_style_encoder.safetensors",
+             HICAST_TEMPORAL: "tiny_sd15_temporal_layers.safetensors"}
+TINY_CLIP = {"stable_diffusion": ("TinyCLIPLoader", "tiny_clip_l.safetensors")}
 
 
-def tiny_workflow(api, lora_name="tiny_dreamstyle_token_lora.safetensors", steps=2, inputs=None):
-    """A copy of `api` for the tiny fixtures; `inputs` maps an input file name in the graph to another."""
+def tiny_workflow(api, lora_name="tiny_dreamstyle_token_lora.safetensors", steps=2, inputs=None, size=None):
+    """A copy of `api` for the tiny fixtures; `inputs` maps an input file name in the graph to another;
+    `size` (width, height), if given, replaces every literal width/height input."""
     g = copy.deepcopy(api)
     inputs = inputs or {}
     for nid in list(g):
         node = g[nid]
         kind, args = node["class_type"], node["inputs"]
-        for key, value in args.items():
-            if isinstance(value, str) and value in TINY_FILES:
-                args[key] = TINY_FILES[value]
-        if kind == "CLIPLoader":
-            g[nid] = {"class_type": "TinyUMT5Loader", "inputs": {"clip_name": "tiny_umt5.safetensors"}}
+        if kind in TINY:
+            key, value = TINY[kind]
+            args[key] = TINY_SD15.get(args[key], value)
+        elif kind == "HiCASTAdapterLoader":
+            args["adapter_name"] = TINY_SD15.get(args["adapter_name"], args["adapter_name"])
+        elif kind == "CLIPLoader":
+            loader, name = TINY_CLIP.get(args.get("type"), ("TinyUMT5Loader", "tiny_umt5.safetensors"))
+            g[nid] = {"class_type": loader, "inputs": {"clip_name": name}}
         elif kind == "CLIPVisionEncode":
             g[nid] = {"class_type": "TinyCLIPVisionEncode", "inputs": {"image": args["image"], "seed": 0}}
         elif kind == "DreamStyleTokenLoRALoader":
             args["lora_name"] = lora_name
         elif "steps" in args and not isinstance(args["steps"], list):
             args["steps"] = min(args["steps"], steps)
+        if size is not None:
+            for key, value in zip(("width", "height"), size):
+                if isinstance(args.get(key), int):
+                    args[key] = value
         for key in ("image", "file"):
             if isinstance(args.get(key), str) and args[key] in inputs:
                 args[key] = inputs[args[key]]
