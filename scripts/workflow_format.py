@@ -71,16 +71,14 @@ def api_to_ui(api, object_info, title=None):
                 if widget:
                     entry["widget"] = {"name": name}
                 inputs.append(entry)
-                if widget:
+                if widget:  # a widget fed by a link keeps its slot in widgets_values
                     widgets.append(spec[1].get("default") if len(spec) > 1 else None)
             elif widget:
-                if value is None and len(spec) > 1:
-                    value = spec[1].get("default")
-                widgets.append(value)
-                if len(spec) > 1 and spec[1].get("control_after_generate"):
-                    widgets.append("fixed")
+                widgets.append(spec[1].get("default") if value is None and len(spec) > 1 else value)
             else:
                 inputs.append({"name": name, "type": kind, "link": None})  # an unconnected optional socket
+            if widget and len(spec) > 1 and spec[1].get("control_after_generate"):
+                widgets.append("fixed")
         if any(len(spec) > 1 and (spec[1].get("image_upload") or spec[1].get("video_upload")) for spec in known.values()):
             widgets.append("image")  # the upload button's widget value the frontend keeps
         col = depth[nid]
