@@ -16,7 +16,8 @@ from scripts.workflow_format import api_to_ui
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from scripts.build_workflows import WORKFLOWS  # noqa: E402
 
-API = [os.path.join(ROOT, "workflows", "api", f"{name}.json") for name in sorted(WORKFLOWS)]
+INFERENCE = sorted(n for n in WORKFLOWS if n.startswith("dreamstyle_") and not n.startswith("dreamstyle_train"))
+API = [os.path.join(ROOT, "workflows", "api", f"{name}.json") for name in INFERENCE]
 
 
 @pytest.fixture(scope="module")
