@@ -1,0 +1,121 @@
+"""StyleMotif: cost of the style path, side by side in one run.
+
+1. Sampling time of stylized vs unstylized generation (same MLD-sized model, same seed, 50 DDIM steps
+   with classifier-free guidance, then the VAE decode), i.e. the work of StyleMotifStylize given a
+   style vector. Encoding the style motion is a separate one-off (StyleMotifEncodeStyle, cached by
+   ComfyUI) and is reported in "how", not in the ratio. Rounds alternate; the fastest
+   round of each is compared (the least disturbed by other load on a shared machine).
+2. Trainable parameters of the style path: StyleMotif trains only the style encoder (cross-norm has
+   none) vs a SMooDi-style dual-branch adaptor built here: a trainable copy of the denoiser blocks
+   fed with the style feature, joined to the frozen main branch by zero-initialised linear layers
+   after every block (its style encoder is frozen, as in SMooDi).
+Also reported: the dual-branch sampling time vs unstylized (no goal; context for the paper's -22.5%).
+
+    python bench/run_all.py stylemotif_sampling
+"""
+import copy
+import os
+import sys
+import time
+
+import torch
+from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from stylemotif.model import StyleMotif, StyleMotifConfig  # noqa: E402
+from stylemotif.sampling import ddim_sample  # noqa: E402
+
+# MLD's sizes: latent 1 x 256, 9 denoiser blocks, 4 heads, feed-forward 1024; a 7-layer VAE encoder
+CONFIG = StyleMotifConfig(latent_dim=256, latent_tokens=1, vae_layers=7, denoiser_depth=9, heads=4, ff_dim=1024,
+                          text_dim=512, embed_dim=512, frames=196)
+STEPS, ROUNDS = 50, 5
+
+
+class DualBranchDenoiser(nn.Module):
+    """SMooDi-style style adaptor around a frozen LatentDenoiser (for comparison only)."""
+
+    def __init__(self, base):
+        super().__init__()
+        self.base = base
+        self.latent_dim, self.latent_tokens = base.latent_dim, base.latent_tokens
+        self.style_in = nn.Linear(base.latent_dim, base.latent_dim)
+        self.branch = copy.deepcopy(base.blocks)
+        self.zero = nn.ModuleList([nn.Linear(base.latent_dim, base.latent_dim) for _ in base.blocks])
+        for z in self.zero:
+            nn.init.zeros_(z.weight)
+            nn.init.zeros_(z.bias)
+
+    def trainable_parameters(self):
+        return sum(p.numel() for m in (self.style_in, self.branch, self.zero) for p in m.parameters())
+
+    def forward(self, z, t, text, style=None, gamma=0.0, fuse_after=0):
+        from stylemotif.transformer import sinusoidal
+        b = self.base
+        cond = b.text_proj(text) + b.time_mlp(sinusoidal(t, b.latent_dim))
+        h = torch.cat([cond[:, None], b.in_proj(z)], 1) + b.pos
+        hb = h + self.style_in(style)[:, None]
+        for block, branch, zero in zip(b.blocks, self.branch, self.zero):
+            h, hb = block(h), branch(hb)
+            h = h + zero(hb)
+        return b.out_proj(b.norm(h[:, 1:]))
+
+
+def _time(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def run():
+    torch.manual_seed(0)
+    model = StyleMotif(CONFIG).eval()
+    dual = DualBranchDenoiser(model.denoiser).eval()
+    text = torch.randn(1, CONFIG.text_dim)
+    style_motion = torch.randn(60, 263)
+
+    def plain():
+        model.generate(text, frames=CONFIG.frames, steps=STEPS, seed=0)
+
+    style = model.encode_style(style_motion)
+
+    def stylized():
+        model.generate(text, frames=CONFIG.frames, style=style, steps=STEPS, seed=0)
+
+    def dual_branch():
+        model.vae.decode(ddim_sample(dual, text, STEPS, 0, 2.5, style), CONFIG.frames)
+
+    def encode():
+        model.encode_style(style_motion)
+
+    with torch.no_grad():
+        for fn in (plain, stylized, dual_branch):  # warm-up
+            fn()
+        times = {"plain": [], "stylized": [], "dual": [], "encode": []}
+        for _ in range(ROUNDS):
+            times["plain"].append(_time(plain))
+            times["stylized"].append(_time(stylized))
+            times["dual"].append(_time(dual_branch))
+            times["encode"].append(_time(encode))
+    med = {k: min(v) for k, v in times.items()}
+    style_path = sum(p.numel() for p in model.style_encoder.parameters())
+    dual_path = dual.trainable_parameters()
+    return {
+        "stylemotif_stylized_vs_plain_sampling": {
+            "value": med["stylized"] / med["plain"], "goal": "<= 1.02", "unit": "ratio",
+            "how": f"fastest of {ROUNDS} alternating rounds each, MLD-sized model (D 256, 9 blocks), {STEPS} DDIM steps with CFG, "
+                   f"batch 1, {CONFIG.frames} frames + VAE decode, CPU threads {torch.get_num_threads()}; plain {med['plain']:.3f}s "
+                   f"vs stylized {med['stylized']:.3f}s; one-off style-motion encoding (60 frames) {med['encode']:.3f}s"},
+        "stylemotif_style_path_params_vs_dual_branch": {
+            "value": style_path / dual_path, "goal": "< 1.0", "unit": "ratio",
+            "how": f"trainable style-path parameters: StyleMotif style encoder {style_path:,} (cross-norm: 0) vs "
+                   f"SMooDi-style adaptor (trainable block copy + zero linears + style input) {dual_path:,}"},
+        "stylemotif_dual_branch_vs_plain_sampling": {
+            "value": med["dual"] / med["plain"], "goal": "-", "unit": "ratio",
+            "how": f"context: the dual-branch adaptor sampled the same way, {med['dual']:.3f}s vs plain {med['plain']:.3f}s"},
+    }
+
+
+if __name__ == "__main__":
+    for k, v in run().items():
+        print(k, v)
