@@ -300,9 +300,17 @@ def trainable_copy(t):
 
 
 def frozen_for_backprop(module):
-    """Freeze MODULE and turn inference-mode weights into normal tensors so gradients can flow through it."""
-    for p in list(module.parameters()) + list(module.buffers()):
-        p.data = trainable_copy(p.data)
+    """Freeze MODULE and replace inference-mode weights with normal copies so gradients can flow through it.
+
+    Weights loaded by a node (under inference_mode) stay inference tensors even when their .data is swapped,
+    so each such parameter/buffer is replaced by a new tensor."""
+    for m in module.modules():
+        for name, p in m._parameters.items():
+            if p is not None and p.is_inference():
+                m._parameters[name] = torch.nn.Parameter(p.detach().clone(), requires_grad=False)
+        for name, b in m._buffers.items():
+            if b is not None and b.is_inference():
+                m._buffers[name] = b.clone()
     return module.requires_grad_(False)
 
 

@@ -78,6 +78,104 @@ WORKFLOWS = {
 }
 
 
+SD15_UNET = "v1-5-pruned-emaonly-fp16.safetensors"      # UNETLoader reads the UNet out of the full checkpoint
+SD15_VAE = "vae-ft-mse-840000-ema-pruned.safetensors"
+CLIP_L = "clip_l.safetensors"                            # SD1.5's text encoder (OpenAI CLIP ViT-L/14 text model)
+HICAST_EDGE_ADAPTER = "hicast_sd15_edge_adapter.safetensors"  # written by hicast_train_adapter
+HICAST_STYLE_ENCODER = "hicast_sd15_edge_adapter_style_encoder.safetensors"
+HICAST_TEMPORAL = "hicast_sd15_temporal_layers.safetensors"
+HICAST_PROMPT = "an oil painting, thick brush strokes"
+
+
+def hicast_base(g, prompt):
+    """SD1.5 loaders and text: 3 MODEL, 4 VAE, 5 CLIP, 6 positive, 7 negative."""
+    g["3"] = {"class_type": "UNETLoader", "inputs": {"unet_name": SD15_UNET, "weight_dtype": "default"}}
+    g["4"] = {"class_type": "VAELoader", "inputs": {"vae_name": SD15_VAE}}
+    g["5"] = {"class_type": "CLIPLoader", "inputs": {"clip_name": CLIP_L, "type": "stable_diffusion",
+                                                     "device": "default"}}
+    g["6"] = {"class_type": "CLIPTextEncode", "inputs": {"text": prompt, "clip": ["5", 0]}}
+    g["7"] = {"class_type": "CLIPTextEncode", "inputs": {"text": NEGATIVE, "clip": ["5", 0]}}
+    return g
+
+
+def hicast_stylize(g, model, frames, maps, adapter, encoder, prefix, video=False):
+    """Adapters (edge map, weight 1) + style tokens (style image, scale 1) on MODEL, then img2img of FRAMES."""
+    g["13"] = {"class_type": "HiCASTApplyStyleAdapters", "inputs": {
+        "model": model, "adapter_1": adapter, "map_1": maps, "weight_1": 1.0, "weight_2": 1.0, "weight_3": 1.0,
+        "style_encoder": encoder, "style_image": ["2", 0], "style_scale": 1.0}}
+    model = ["13", 0]
+    if video:
+        g["14"] = {"class_type": "HiCASTAdapterLoader", "inputs": {"adapter_name": HICAST_TEMPORAL}}
+        g["15"] = {"class_type": "HiCASTApplyTemporalLayers", "inputs": {"model": model, "temporal_layers": ["14", 0]}}
+        model = ["15", 0]
+    g["16"] = {"class_type": "VAEEncode", "inputs": {"pixels": frames, "vae": ["4", 0]}}
+    g["17"] = {"class_type": "KSampler", "inputs": {"model": model, "seed": 0, "steps": 30, "cfg": 7.0,
+                                                    "sampler_name": "euler", "scheduler": "normal",
+                                                    "positive": ["6", 0], "negative": ["7", 0],
+                                                    "latent_image": ["16", 0], "denoise": 0.6}}
+    g["18"] = {"class_type": "VAEDecode", "inputs": {"samples": ["17", 0], "vae": ["4", 0]}}
+    if video:
+        g["19"] = {"class_type": "CreateVideo", "inputs": {"images": ["18", 0], "fps": ["10", 2]}}
+        g["20"] = {"class_type": "SaveVideo", "inputs": {"video": ["19", 0], "filename_prefix": prefix,
+                                                         "format": "auto", "codec": "auto"}}
+    else:
+        g["19"] = {"class_type": "SaveImage", "inputs": {"images": ["18", 0], "filename_prefix": prefix}}
+    return g
+
+
+def hicast_graph(video=False):
+    """HiCAST AST: content image (or video) + style image + prompt -> stylized image (or video).
+
+    The style goes in once, as style tokens appended to every cross-attention context by
+    HiCASTApplyStyleAdapters (c' = [c ; lambda f_s], as in training); the text goes through CLIPTextEncode.
+    """
+    g = {"1": {"class_type": "LoadImage", "inputs": {"image": "hicast_content.png"}},
+         "2": {"class_type": "LoadImage", "inputs": {"image": "hicast_style.png"}}}
+    hicast_base(g, HICAST_PROMPT)
+    g["8"] = {"class_type": "HiCASTAdapterLoader", "inputs": {"adapter_name": HICAST_EDGE_ADAPTER}}
+    g["9"] = {"class_type": "HiCASTAdapterLoader", "inputs": {"adapter_name": HICAST_STYLE_ENCODER}}
+    frames = ["1", 0]
+    if video:
+        g["1"] = {"class_type": "LoadVideo", "inputs": {"file": "hicast_input.mp4"}}
+        g["10"] = {"class_type": "GetVideoComponents", "inputs": {"video": ["1", 0]}}
+        frames = ["10", 0]
+    g["11"] = {"class_type": "HiCASTEdgeMap", "inputs": {"image": frames, "method": "canny", "low_threshold": 100,
+                                                         "high_threshold": 200, "soft_sigma": 1.5}}
+    maps = ["11", 0]
+    if video:
+        g["12"] = {"class_type": "HiCASTTemporalSmooth", "inputs": {"maps": maps, "frames": frames,
+                                                                    "strength": 0.7, "motion_threshold": 0.04}}
+        maps = ["12", 0]
+    else:
+        g["12"] = {"class_type": "SaveImage", "inputs": {"images": maps, "filename_prefix": "hicast/edge_map"}}
+    return hicast_stylize(g, ["3", 0], frames, maps, ["8", 0], ["9", 0],
+                          "hicast/video_ast" if video else "hicast/image_ast", video)
+
+
+def hicast_train_graph():
+    """HiCAST stage 2: train the edge adapter + style encoder on content images and one style image (base
+    frozen, empty-prompt context), write them to models/hicast_adapters, and preview the trained pair."""
+    g = {"1": {"class_type": "LoadImage", "inputs": {"image": "hicast_content.png"}},
+         "2": {"class_type": "LoadImage", "inputs": {"image": "hicast_style.png"}}}
+    hicast_base(g, "")
+    g["11"] = {"class_type": "HiCASTEdgeMap", "inputs": {"image": ["1", 0], "method": "canny", "low_threshold": 100,
+                                                         "high_threshold": 200, "soft_sigma": 1.5}}
+    g["12"] = {"class_type": "HiCASTTrainAdapter", "inputs": {
+        "model": ["3", 0], "vae": ["4", 0], "content_images": ["1", 0], "maps": ["11", 0], "style_image": ["2", 0],
+        "conditioning": ["6", 0], "output_name": HICAST_EDGE_ADAPTER, "map_type": "edge", "steps": 2000,
+        "learning_rate": 1e-4, "seed": 0}}
+    return hicast_stylize(g, ["3", 0], ["1", 0], ["11", 0], ["12", 0], ["12", 1], "hicast/train_preview")
+
+
+HICAST_WORKFLOWS = {
+    "hicast_image_ast": (hicast_graph(), "HiCAST: image style transfer with an edge adapter, style image and prompt"),
+    "hicast_video_ast": (hicast_graph(video=True),
+                         "HiCAST: video style transfer with smoothed edge maps, style image and temporal layers"),
+    "hicast_train_adapter": (hicast_train_graph(),
+                             "HiCAST: train an edge adapter + style encoder (stage 2), then preview them"),
+}
+
+
 def main():
     from scripts import host
     from scripts.comfy_client import ComfyClient
@@ -90,7 +188,7 @@ def main():
     finally:
         host.stop(base)
     os.makedirs(os.path.join(ROOT, "workflows", "api"), exist_ok=True)
-    for name, (graph, title) in WORKFLOWS.items():
+    for name, (graph, title) in {**WORKFLOWS, **HICAST_WORKFLOWS}.items():
         for path, data in ((os.path.join(ROOT, "workflows", "api", f"{name}.json"), graph),
                            (os.path.join(ROOT, "workflows", f"{name}.json"), api_to_ui(graph, object_info, title))):
             with open(path, "w") as f:

@@ -1,23 +1,27 @@
 """Swap the real checkpoints of an API-format workflow for the tiny fixtures (tests and the demo).
 
-UNETLoader/VAELoader get the tiny SD1.5 files where the graph names the real SD1.5 ones (HiCAST), else
-the tiny Wan files; CLIPLoader becomes the test-only TinyCLIPLoader for type stable_diffusion, else
-TinyUMT5Loader; HiCASTAdapterLoader gets the tiny HiCAST file of the same role; CLIPVisionLoader +
-CLIPVisionEncode become TinyCLIPVisionEncode of the same image; the token LoRA is `lora_name`;
-samplers and trainers run at most `steps` steps. The graph is otherwise untouched.
+Each real file name in TINY_FILES (any input that names one: UNETLoader, VAELoader, HiCASTAdapterLoader...)
+becomes its tiny fixture of the same architecture; CLIPLoader becomes a test-only loader of its type
+(TinyCLIPLoader for stable_diffusion's CLIP-L, else TinyUMT5Loader); CLIPVisionLoader + CLIPVisionEncode
+become TinyCLIPVisionEncode of the same image; the token LoRA is `lora_name`; samplers and trainers run at
+most `steps` steps. The graph is otherwise untouched.
 """
 import copy
 
 from scripts.build_workflows import (HICAST_EDGE_ADAPTER, HICAST_STYLE_ENCODER, HICAST_TEMPORAL, SD15_UNET,
                                      SD15_VAE)
 
-TINY = {"UNETLoader": ("unet_name", "tiny_wan21_i2v.safetensors"),
-        "VAELoader": ("vae_name", "tiny_wan21_vae.safetensors")}
-TINY_SD15 = {SD15_UNET: "tiny_sd15_unet.safetensors", SD15_VAE: "tiny_sd15_taesd.safetensors",
-             HICAST_EDGE_ADAPTER: "tiny_sd15_edge_adapter.safetensors",
-             HICAST_STYLE_ENCODER: "tiny_sd15_style_encoder.safetensors",
-             HICAST_TEMPORAL: "tiny_sd15_temporal_layers.safetensors"}
-TINY_CLIP = {"stable_diffusion": ("TinyCLIPLoader", "tiny_clip_l.safetensors")}
+TINY_FILES = {  # real file name (as the example workflows name it) -> tiny fixture of the same architecture
+    "wan2.1_i2v_480p_14B_fp16.safetensors": "tiny_wan21_i2v.safetensors",
+    "wan2.1_fun_control_1.3B_bf16.safetensors": "tiny_wan21_fun_control.safetensors",
+    "wan_2.1_vae.safetensors": "tiny_wan21_vae.safetensors",
+    SD15_UNET: "tiny_sd15_unet.safetensors",
+    SD15_VAE: "tiny_sd15_taesd.safetensors",
+    HICAST_EDGE_ADAPTER: "tiny_sd15_edge_adapter.safetensors",
+    HICAST_STYLE_ENCODER: "tiny_sd15_style_encoder.safetensors",
+    HICAST_TEMPORAL: "tiny_sd15_temporal_layers.safetensors",
+}
+TINY_CLIP = {"stable_diffusion": ("TinyCLIPLoader", "tiny_clip_l.safetensors")}  # CLIPLoader type -> test loader
 
 
 def tiny_workflow(api, lora_name="tiny_dreamstyle_token_lora.safetensors", steps=2, inputs=None, size=None):
@@ -28,12 +32,10 @@ def tiny_workflow(api, lora_name="tiny_dreamstyle_token_lora.safetensors", steps
     for nid in list(g):
         node = g[nid]
         kind, args = node["class_type"], node["inputs"]
-        if kind in TINY:
-            key, value = TINY[kind]
-            args[key] = TINY_SD15.get(args[key], value)
-        elif kind == "HiCASTAdapterLoader":
-            args["adapter_name"] = TINY_SD15.get(args["adapter_name"], args["adapter_name"])
-        elif kind == "CLIPLoader":
+        for key, value in args.items():
+            if isinstance(value, str) and value in TINY_FILES:
+                args[key] = TINY_FILES[value]
+        if kind == "CLIPLoader":
             loader, name = TINY_CLIP.get(args.get("type"), ("TinyUMT5Loader", "tiny_umt5.safetensors"))
             g[nid] = {"class_type": loader, "inputs": {"clip_name": name}}
         elif kind == "CLIPVisionEncode":

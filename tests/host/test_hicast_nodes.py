@@ -135,9 +135,26 @@ def test_zero_initialised_temporal_layers_leave_video_output_bit_identical(hc, s
     assert not torch.equal(sample(trained, pos, neg, frames=3), sample(model, pos, neg, frames=3))
 
 
-def test_training_nodes_write_loadable_files(hc, sd15, tiny_models):
+def test_tiny_clip_loader_gives_sd15_text_conditioning(hc, sd15):
+    import nodes
+    spec = importlib.util.spec_from_file_location("unistyle_test_nodes", os.path.join(ROOT, "tests", "host_nodes", "__init__.py"))
+    test_nodes = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(test_nodes)
+    clip = run(test_nodes.TinyCLIPLoader, clip_name="tiny_clip_l.safetensors")[0]
+    assert type(clip.tokenizer).__name__ == "SD1Tokenizer"
+    oil, ink = (nodes.CLIPTextEncode().encode(clip, text)[0] for text in ("an oil painting", "an ink drawing"))
+    assert oil[0][0].shape == (1, 77, 768) and "pooled_output" in oil[0][1]
+    assert not torch.equal(oil[0][0], ink[0][0])
+    model, _ = sd15
+    assert not torch.equal(sample(model, oil, ink), sample(model, ink, oil))
+
+
+def test_training_nodes_write_loadable_files(hc, tiny_models):
     import folder_paths
-    model, vae = sd15
+    import nodes
+    with torch.inference_mode():  # loaded as the server loads it: inference-mode weights
+        model = nodes.UNETLoader().load_unet("tiny_sd15_unet.safetensors", "default")[0]
+        vae = nodes.VAELoader().load_vae("tiny_sd15_taesd.safetensors")[0]
     folder = folder_paths.get_folder_paths(hc.ADAPTERS)[0]
     for f in os.listdir(folder):  # no checkpoint of an earlier run to resume from
         if f.startswith("test_hc_"):

@@ -4,6 +4,9 @@ Loaded only by the test/demo host (scripts/host.py --test-nodes), never shipped 
 
 - TinyUMT5Loader: reads models/text_encoders/<file> from scripts/fixtures/umt5.py and returns a real
   comfy.sd.CLIP (ComfyUI's own T5 class and Wan tokenizer) that stock CLIPTextEncode accepts.
+- TinyCLIPLoader: the same for SD1.5: reads models/text_encoders/<file> from scripts/fixtures/clip_l.py and
+  returns a real comfy.sd.CLIP (ComfyUI's SDClipModel / CLIPTextModel with the tiny config, the stock SD1
+  tokenizer) whose CLIPTextEncode output [B, 77, 768] fits the SD1.5 UNet's context_dim.
 - TinyCLIPVisionEncode: IMAGE -> CLIP_VISION_OUTPUT with penultimate_hidden_states [B, 257, 1280],
   the shape CLIP ViT-H gives Wan I2V's img_emb. Features are a fixed random projection of the
   image's 16x16 patch grid (plus a pooled token), so different images give different features and
@@ -40,6 +43,32 @@ def _tiny_umt5_target(config):
     return comfy.supported_models_base.ClipTarget(comfy.text_encoders.wan.WanT5Tokenizer, TinyWanTextEncoder)
 
 
+def _tiny_clip_l_target(config):
+    class TinyCLIPL(comfy.sd1_clip.SDClipModel):
+        def __init__(self, device="cpu", dtype=None, model_options={}, **kwargs):
+            super().__init__(device=device, dtype=dtype, textmodel_json_config=dict(config), model_options=model_options)
+
+    class TinySD1Clip(comfy.sd1_clip.SD1ClipModel):
+        def __init__(self, device="cpu", dtype=None, model_options={}, **kwargs):
+            super().__init__(device=device, dtype=dtype, model_options=model_options, clip_model=TinyCLIPL)
+
+    return comfy.supported_models_base.ClipTarget(comfy.sd1_clip.SD1Tokenizer, TinySD1Clip)
+
+
+def _load_tiny_clip(clip_name, config_key, target, tokenizer_keys=()):
+    """A comfy.sd.CLIP from a tiny text-encoder file: config JSON in metadata CONFIG_KEY, TOKENIZER_KEYS tensors
+    handed to the tokenizer, the rest loaded into TARGET(config)'s model."""
+    path = folder_paths.get_full_path_or_raise("text_encoders", clip_name)
+    sd, meta = comfy.utils.load_torch_file(path, safe_load=True, return_metadata=True)
+    if not meta or config_key not in meta:
+        raise ValueError(f"{clip_name}: expected a tiny fixture with {config_key} in its metadata")
+    tokenizer_data = {k: sd.pop(k) for k in tokenizer_keys}
+    clip = comfy.sd.CLIP(target(json.loads(meta[config_key])), parameters=comfy.utils.calculate_parameters(sd),
+                         tokenizer_data=tokenizer_data, model_options={"dtype": torch.float32})
+    clip.load_sd(sd)
+    return clip
+
+
 class TinyUMT5Loader(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -51,14 +80,21 @@ class TinyUMT5Loader(io.ComfyNode):
 
     @classmethod
     def execute(cls, clip_name) -> io.NodeOutput:
-        path = folder_paths.get_full_path_or_raise("text_encoders", clip_name)
-        sd, meta = comfy.utils.load_torch_file(path, safe_load=True, return_metadata=True)
-        config = json.loads(meta["tiny_umt5_config"])
-        spiece = sd.pop("spiece_model")
-        clip = comfy.sd.CLIP(_tiny_umt5_target(config), parameters=comfy.utils.calculate_parameters(sd),
-                             tokenizer_data={"spiece_model": spiece}, model_options={"dtype": torch.float32})
-        clip.load_sd(sd)
-        return io.NodeOutput(clip)
+        return io.NodeOutput(_load_tiny_clip(clip_name, "tiny_umt5_config", _tiny_umt5_target, ("spiece_model",)))
+
+
+class TinyCLIPLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="TinyCLIPLoader", display_name="Tiny CLIP-L Loader (test)", category="testing",
+            inputs=[io.Combo.Input("clip_name", options=folder_paths.get_filename_list("text_encoders"))],
+            outputs=[io.Clip.Output()],
+        )
+
+    @classmethod
+    def execute(cls, clip_name) -> io.NodeOutput:
+        return io.NodeOutput(_load_tiny_clip(clip_name, "tiny_clip_l_config", _tiny_clip_l_target))
 
 
 def tiny_clip_vision_features(image, seed=0, width=1280, grid=16):
@@ -93,7 +129,7 @@ class TinyCLIPVisionEncode(io.ComfyNode):
 
 class TestNodes(ComfyExtension):
     async def get_node_list(self):
-        return [TinyUMT5Loader, TinyCLIPVisionEncode]
+        return [TinyUMT5Loader, TinyCLIPLoader, TinyCLIPVisionEncode]
 
 
 async def comfy_entrypoint():
