@@ -1,7 +1,7 @@
 """ComfyUI glue: one module per family, each exporting NODES (a list of io.ComfyNode classes)."""
 import importlib
 
-FAMILY_MODULES = ("dreamstyle", "dreamstyle_data", "hicast", "stylemotif")
+FAMILY_MODULES = ("dreamstyle", "dreamstyle_data", "dreamstyle_training", "hicast", "stylemotif")
 
 
 def all_nodes():
