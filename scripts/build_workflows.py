@@ -1,11 +1,13 @@
 """Write the pack's example workflows: workflows/api/<name>.json (API format, for /prompt and
-scripts/batch.py) and workflows/<name>.json (UI format, for the editor), from the graphs below.
+scripts/batch.py) for the graphs below, and workflows/<name>.json (UI format, for the editor) for every
+API graph in workflows/api/ (those written here and those kept there as JSON).
 
     python scripts/build_workflows.py            # starts a host for /object_info, writes both formats
 
 The graphs name the real checkpoints a user downloads (README: "Models"); scripts/tiny_workflow.py
 swaps in the tiny fixtures for tests and the demo.
 """
+import glob
 import json
 import os
 import sys
@@ -188,13 +190,30 @@ def main():
     finally:
         host.stop(base)
     os.makedirs(os.path.join(ROOT, "workflows", "api"), exist_ok=True)
-    for name, (graph, title) in {**WORKFLOWS, **HICAST_WORKFLOWS}.items():
-        for path, data in ((os.path.join(ROOT, "workflows", "api", f"{name}.json"), graph),
-                           (os.path.join(ROOT, "workflows", f"{name}.json"), api_to_ui(graph, object_info, title))):
-            with open(path, "w") as f:
-                json.dump(data, f, indent=1)
-                f.write("\n")
-            print("wrote", os.path.relpath(path, ROOT))
+    graphs = {**WORKFLOWS, **HICAST_WORKFLOWS}
+    for name, (graph, _title) in graphs.items():
+        write_json(os.path.join(ROOT, "workflows", "api", f"{name}.json"), graph)
+    for api_path in sorted(glob.glob(os.path.join(ROOT, "workflows", "api", "*.json"))):
+        name = os.path.basename(api_path)[:-5]
+        ui_path = os.path.join(ROOT, "workflows", f"{name}.json")
+        title = graphs[name][1] if name in graphs else ui_title(ui_path)
+        write_json(ui_path, api_to_ui(json.load(open(api_path)), object_info, title))
+
+
+def ui_title(path):
+    """The title a UI workflow carries, kept when it is rewritten from its API twin."""
+    if not os.path.exists(path):
+        return None
+    return json.load(open(path)).get("extra", {}).get("title")
+
+
+def write_json(path, data):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
+    print("wrote", os.path.relpath(path, ROOT))
 
 
 if __name__ == "__main__":
