@@ -89,5 +89,8 @@ def test_ui_workflows_match_their_api_twins():
             ui = json.load(f)
         api = load(name)
         assert {str(n["id"]): n["type"] for n in ui["nodes"]} == {k: v["class_type"] for k, v in api.items()}
-        for link_id, src, src_slot, dst, dst_name, _ in ui["links"]:
-            assert api[str(dst)]["inputs"][dst_name] == [str(src), src_slot]
+        nodes = {n["id"]: n for n in ui["nodes"]}
+        for link_id, src, src_slot, dst, dst_slot, _ in ui["links"]:  # the frontend's link: target slot is an index
+            target = nodes[dst]["inputs"][dst_slot]
+            assert target["link"] == link_id and link_id in nodes[src]["outputs"][src_slot]["links"]
+            assert api[str(dst)]["inputs"][target["name"]] == [str(src), src_slot]
