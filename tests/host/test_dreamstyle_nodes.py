@@ -195,3 +195,22 @@ def test_long_video_chunks_chain_first_frames_and_keep_every_frame(wan, monkeypa
     # with no overlap, the last frame of chunk 0 in the output is exactly what chunk 1 was conditioned on
     if overlap == 0:
         assert torch.equal(seen[1][1][0], out[chunks[0].stop - 1])
+
+
+def test_the_model_sees_the_paper_channels(wan):
+    """At the patch embedding (after ComfyUI's concat_cond): mask 1 on the first frame and style image,
+    0 on the video, and the condition channels are the clean latents (in Wan's latent normalisation)."""
+    model, vae, ds = wan
+    pos, neg, latent, _ = condition(ds, vae)
+    seen = []
+    dm = model.model.diffusion_model
+    handle = dm.patch_embedding.register_forward_pre_hook(lambda m, a: seen.append(a[0].detach().clone()))
+    try:
+        sample(model, pos, neg, latent, steps=1)
+    finally:
+        handle.remove()
+    x = seen[0]
+    assert x.shape == (2, 36, 5, 6, 8)  # cond and uncond batched by CFG
+    assert x[:, 16:20].amin(dim=(1, 3, 4)).tolist() == x[:, 16:20].amax(dim=(1, 3, 4)).tolist() == [[1, 0, 0, 0, 1]] * 2
+    expected = model.model.latent_format.process_in(pos[0][1]["concat_latent_image"])
+    torch.testing.assert_close(x[:, 20:].float(), expected.expand(2, -1, -1, -1, -1).float(), rtol=1e-5, atol=1e-5)
