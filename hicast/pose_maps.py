@@ -65,10 +65,14 @@ def detect_poses(images, min_visibility=0.5):
     return out
 
 
+def render_poses(people, height, width, stick_width, device):
+    """Per-frame 18 OpenPose keypoints (or None: nobody found) -> skeleton map batch [B, H, W, 3] on DEVICE."""
+    blank = [None] * len(COLOURS)
+    return from_uint8(np.stack([draw_openpose(p or blank, height, width, stick_width) for p in people]), device)
+
+
 def pose_map(images, min_visibility=0.5, stick_width=4):
     """OpenPose-coloured skeleton map [B, H, W, 3] (all black for frames without a person)."""
     images = as_rgb_batch(images, "image")
     _, h, w, _ = images.shape
-    people = detect_poses(images, min_visibility)
-    blank = [None] * len(MEDIAPIPE_TO_OPENPOSE)
-    return from_uint8(np.stack([draw_openpose(p or blank, h, w, stick_width) for p in people]), images.device)
+    return render_poses(detect_poses(images, min_visibility), h, w, stick_width, images.device)

@@ -15,6 +15,7 @@ from ..hicast.edge_maps import canny, soft_edge
 from ..hicast.feature_injection import AdapterInjection
 from ..hicast.image_batch import as_rgb_batch
 from ..hicast.module_files import load_module, save_module
+from ..hicast.onnx_pose import load_onnx_pose, onnx_model_files, onnx_pose_map
 from ..hicast.pose_maps import pose_map
 from ..hicast.segmentation_maps import segmentation_map
 from ..hicast.style_adapter import StyleAdapter
@@ -25,12 +26,13 @@ from ..hicast.temporal_training import train_temporal_layers
 from ..hicast.unet_levels import encoder_levels
 
 CATEGORY = "UniStyle/HiCAST"
-ADAPTERS, DEPTH = "hicast_adapters", "hicast_depth"
+ADAPTERS, DEPTH, POSE = "hicast_adapters", "hicast_depth", "hicast_pose"
 NONE_INSTALLED = "(none installed)"
+MEDIAPIPE = "mediapipe (built in)"
 log = logging.getLogger("hicast")
 HiCASTModule = io.Custom("HICAST_MODULE")
 
-for _kind in (ADAPTERS, DEPTH):
+for _kind in (ADAPTERS, DEPTH, POSE):
     if _kind not in folder_paths.folder_names_and_paths:
         folder_paths.add_model_folder_path(_kind, os.path.join(folder_paths.models_dir, _kind))
 
@@ -113,22 +115,42 @@ class HiCASTSegmentationMap(io.ComfyNode):
         return io.NodeOutput(segmentation_map(as_rgb_batch(image, "image"), threshold))
 
 
+def pose_choices():
+    return [MEDIAPIPE] + [f for root in folder_paths.get_folder_paths(POSE) for f in onnx_model_files(root)]
+
+
 class HiCASTPoseMap(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
             node_id="HiCASTPoseMap", display_name="HiCAST Pose Map", category=CATEGORY,
-            description="OpenPose-coloured body skeleton from mediapipe's bundled pose model.",
+            description="OpenPose-coloured body skeleton from mediapipe's bundled pose model or an OpenPose-style "
+                        "ONNX body model in models/hicast_pose.",
             inputs=[io.Image.Input("image", tooltip="Image or video frames."),
+                    io.Combo.Input("pose_model", options=pose_choices(), default=MEDIAPIPE,
+                                   tooltip="mediapipe's bundled model, or an .onnx in models/hicast_pose (BGR image "
+                                           "[1, 3, H, W] -> keypoint heatmaps [1, 18|19, h, w], e.g. OpenPose body)."),
                     io.Float.Input("min_visibility", default=0.5, min=0.0, max=1.0, step=0.05,
-                                   tooltip="Keypoints less visible than this are left out."),
+                                   tooltip="mediapipe: keypoints less visible than this are left out."),
+                    io.Float.Input("heatmap_threshold", default=0.1, min=0.0, max=1.0, step=0.01,
+                                   tooltip="ONNX: keypoints whose heatmap peak is below this are left out."),
+                    io.Int.Input("detect_resolution", default=512, min=64, max=2048, step=8,
+                                 tooltip="ONNX: short side the model sees when it does not fix its input size."),
                     io.Int.Input("stick_width", default=4, min=1, max=32, tooltip="Limb thickness in pixels.")],
             outputs=[io.Image.Output(display_name="pose_map")],
         )
 
     @classmethod
-    def execute(cls, image, min_visibility, stick_width) -> io.NodeOutput:
-        return io.NodeOutput(pose_map(as_rgb_batch(image, "image"), min_visibility, stick_width))
+    def execute(cls, image, pose_model, min_visibility, heatmap_threshold, detect_resolution,
+                stick_width) -> io.NodeOutput:
+        images = as_rgb_batch(image, "image")
+        if pose_model == MEDIAPIPE:
+            return io.NodeOutput(pose_map(images, min_visibility, stick_width))
+        folder = folder_paths.get_folder_paths(POSE)[0]
+        path = folder_paths.get_full_path(POSE, pose_model) or os.path.join(folder, pose_model)
+        session = load_onnx_pose(path, folder)
+        return io.NodeOutput(onnx_pose_map(session, images, heatmap_threshold, stick_width, detect_resolution,
+                                           progress=progress_bar(images.shape[0])))
 
 
 def depth_choices():

@@ -177,3 +177,31 @@ def test_training_nodes_write_loadable_files(hc, tiny_models):
         for f in os.listdir(folder):
             if f.startswith("test_hc_"):
                 os.unlink(os.path.join(folder, f))
+
+
+class RedSpotPose(torch.nn.Module):
+    """An 'ONNX body model' whose 18 heatmaps all peak where the image is red (input is BGR, v/256 - 0.5)."""
+
+    def forward(self, x):
+        red = torch.relu(x[:, 2:3] - x[:, 1:2] - x[:, 0:1])
+        return torch.nn.functional.avg_pool2d(red, 8).repeat(1, 18, 1, 1)
+
+
+def test_pose_node_runs_a_user_onnx_model_from_models_hicast_pose(hc, tmp_path):
+    pytest.importorskip("onnx")
+    import folder_paths
+    folder = tmp_path / "hicast_pose"
+    folder.mkdir()
+    torch.onnx.export(RedSpotPose(), torch.rand(1, 3, 64, 64), str(folder / "red_spot.onnx"), input_names=["image"],
+                      dynamic_axes={"image": {2: "h", 3: "w"}}, dynamo=False)
+    folder_paths.add_model_folder_path(hc.POSE, str(folder))
+    assert hc.pose_choices() == [hc.MEDIAPIPE, "red_spot.onnx"]
+    image = torch.zeros(1, 64, 96, 3)
+    image[0, 40:56, 64:80, 0] = 1.0  # a red square centred at (72, 48)
+    args = dict(image=image, min_visibility=0.5, heatmap_threshold=0.1, detect_resolution=64, stick_width=4)
+    pose = run(hc.HiCASTPoseMap, pose_model="red_spot.onnx", **args)[0]
+    assert pose.shape == image.shape
+    ys, xs = torch.nonzero(pose[0].sum(-1)).T.float()
+    assert abs(xs.mean().item() - 72) <= 8 and abs(ys.mean().item() - 48) <= 8 and xs.max() - xs.min() <= 12
+    with pytest.raises(FileNotFoundError, match="hicast_pose"):
+        run(hc.HiCASTPoseMap, pose_model="missing.onnx", **args)
