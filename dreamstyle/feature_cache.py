@@ -37,7 +37,9 @@ class FeatureCache:
             except (LoRAFileError, KeyError) as e:
                 log.warning("feature cache: %s is damaged (%s); recomputing it", path, e)
         self.misses += 1
-        value = compute().detach().float().cpu().contiguous()
+        import torch
+        with torch.no_grad():  # encoders never train here
+            value = compute().detach().float().cpu().contiguous()
         os.makedirs(os.path.dirname(path), exist_ok=True)
         write_safetensors_atomic(path, {"value": value}, {"kind": kind, "key": content_key[:200]})
         return value.clone()

@@ -74,6 +74,23 @@ def _check_name(name):
     return name[:-len(".safetensors")] if name.endswith(".safetensors") else name
 
 
+def make_trainable(module):
+    """ComfyUI loads models inside torch.inference_mode(), so their weights are inference tensors, which
+    autograd cannot save for the backward pass through the frozen layers. Swap each such parameter and
+    buffer for a normal tensor with the same values (one tensor at a time; the values never change)."""
+    swapped = 0
+    for sub in module.modules():
+        for name, p in list(sub._parameters.items()):
+            if p is not None and p.is_inference():
+                sub._parameters[name] = torch.nn.Parameter(p.detach().clone(), requires_grad=p.requires_grad)
+                swapped += 1
+        for name, b in list(sub._buffers.items()):
+            if b is not None and b.is_inference():
+                sub._buffers[name] = b.clone()
+                swapped += 1
+    return swapped
+
+
 def loras_from_file(path, diffusion_model):
     shapes = {n: tuple(comfy.utils.get_attr(diffusion_model, n).weight.shape) for n in adapted_layer_names(diffusion_model)}
     parsed, _ = parse_lora(*read_safetensors(path), shapes)
@@ -179,6 +196,8 @@ class DreamStyleTrainTokenLoRA(io.ComfyNode):
             patcher = model.clone()
             comfy.model_management.load_models_gpu([patcher], force_full_load=True)
             dm = patcher.model.diffusion_model
+            if make_trainable(dm):
+                log.info("DreamStyleTrainTokenLoRA: the model's weights were inference tensors; now normal tensors")
             encoders = comfy_encoders(vae, clip, clip_vision, patcher.model.process_latent_in)
             trainer = DreamStyleTrainer(dm, encoders, dataset, config, run_dir, init_lora=init_path, resume=resume,
                                         progress=progress)

@@ -80,6 +80,30 @@ WORKFLOWS = {
 }
 
 
+def dreamstyle_train_graph(prefix="dreamstyle/trained"):
+    """DreamStyle training: CT on the large paired set -> SFT on the curated set from the CT LoRA -> stylize a
+    video with the SFT model (style image guidance); both loss curves saved."""
+    g = dreamstyle_graph("", style_image=True, prefix=prefix)
+    common = {"model": ["1", 0], "vae": ["7", 0], "clip": ["4", 0], "rank": 64, "lr": 4e-5, "batch": 1,
+              "accumulation": 16, "ratio": "1:2:1", "seed": 0, "save_every": 250, "resume": True,
+              "precision": "bf16", "gradient_checkpointing": True, "token_specific": True}
+    g["19"] = {"class_type": "DreamStyleTrainTokenLoRA",
+               "inputs": {**common, "dataset_dir": "dreamstyle_pairs_ct", "stage": "CT", "steps": 6000,
+                          "lora_name": "dreamstyle_ct", "init_lora": ""}}
+    g["2"] = {"class_type": "DreamStyleTrainTokenLoRA",
+              "inputs": {**common, "dataset_dir": "dreamstyle_pairs_sft", "stage": "SFT", "steps": 3000,
+                         "lora_name": "dreamstyle_sft", "init_lora": ["19", 1]}}
+    g["20"] = {"class_type": "SaveImage", "inputs": {"images": ["19", 2], "filename_prefix": f"{prefix}_loss_ct"}}
+    g["21"] = {"class_type": "SaveImage", "inputs": {"images": ["2", 2], "filename_prefix": f"{prefix}_loss_sft"}}
+    return g
+
+
+WORKFLOWS.update({
+    "dreamstyle_train_ct_sft": (dreamstyle_train_graph(),
+                                "DreamStyle: train a token LoRA (CT -> SFT) and stylize a video with it"),
+})
+
+
 SD15_UNET = "v1-5-pruned-emaonly-fp16.safetensors"      # UNETLoader reads the UNet out of the full checkpoint
 SD15_VAE = "vae-ft-mse-840000-ema-pruned.safetensors"
 CLIP_L = "clip_l.safetensors"                            # SD1.5's text encoder (OpenAI CLIP ViT-L/14 text model)
