@@ -68,13 +68,15 @@ class _Server:
 
 @pytest.fixture(scope="session")
 def server(tiny_models):
+    import shutil
     from scripts import host
-    base = os.path.join(BUILD, "test-host")
+    base = os.path.join(BUILD, "test-host", str(os.getpid()))  # one server per pytest run, never shared
     port = host.start(base, models=tiny_models, test_nodes=True)
     try:
         yield _Server(base, port)
     finally:
         host.stop(base)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
