@@ -1,32 +1,18 @@
 """StyleMotif nodes inside the real ComfyUI (in process, CPU), called through execute()."""
 import importlib
-import importlib.util
 import os
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def pack_nodes():
-    """The pack's nodes/stylemotif.py (ComfyUI owns the top-level name `nodes`, so load the pack by path)."""
-    if "unistyle_pack" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("unistyle_pack", os.path.join(ROOT, "__init__.py"),
-                                                      submodule_search_locations=[ROOT])
-        pack = importlib.util.module_from_spec(spec)
-        sys.modules["unistyle_pack"] = pack
-        spec.loader.exec_module(pack)
-    return importlib.import_module("unistyle_pack.nodes.stylemotif")
 
 
 @pytest.fixture(scope="module")
-def sm(comfy, tiny_models):
+def sm(unistyle, tiny_models):
     import folder_paths
     folder_paths.add_model_folder_path("stylemotif", os.path.join(tiny_models, "stylemotif"), is_default=True)
-    return pack_nodes()
+    return importlib.import_module("unistyle_pack.nodes.stylemotif")
 
 
 @pytest.fixture(scope="module")
