@@ -13,6 +13,12 @@ def _is_widget(spec):
     return isinstance(kind, list) or kind in WIDGET_TYPES
 
 
+def has_seed_control(name, spec):
+    """The frontend adds a 'control after generate' widget value to INT seeds, declared or by name."""
+    options = spec[1] if len(spec) > 1 else {}
+    return bool(options.get("control_after_generate")) or (spec[0] == "INT" and name in ("seed", "noise_seed"))
+
+
 def _input_specs(info):
     order = info.get("input_order") or {s: list(info["input"].get(s, {})) for s in ("required", "optional")}
     for section in ("required", "optional"):
@@ -77,7 +83,7 @@ def api_to_ui(api, object_info, title=None):
                 widgets.append(spec[1].get("default") if value is None and len(spec) > 1 else value)
             else:
                 inputs.append({"name": name, "type": kind, "link": None})  # an unconnected optional socket
-            if widget and len(spec) > 1 and spec[1].get("control_after_generate"):
+            if widget and has_seed_control(name, spec):
                 widgets.append("fixed")
         if any(len(spec) > 1 and (spec[1].get("image_upload") or spec[1].get("video_upload")) for spec in known.values()):
             widgets.append("image")  # the upload button's widget value the frontend keeps
