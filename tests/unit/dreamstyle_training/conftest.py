@@ -14,3 +14,13 @@ def synthetic_dataset(tmp_path_factory):
     build_synthetic_benchmark(folder, scenes=3, styles=["palette", "ink"], frames=5, height=32, width=32, refs=2,
                               heldout=0.34, seed=0)
     return folder
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """These tests run many tiny steps; one thread avoids oversubscribing a shared 2-core machine."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -130,11 +130,16 @@ def test_accumulation_equals_a_larger_batch(synthetic_dataset, tmp_path):
     assert big.losses == pytest.approx(acc.losses, rel=1e-4)
 
 
-def test_gradient_checkpointing_gives_the_same_training(synthetic_dataset, tmp_path):
+def test_gradient_checkpointing_gives_the_same_training(synthetic_dataset, tmp_path, monkeypatch):
+    import dreamstyle.training as training
     _, plain = train(synthetic_dataset, tmp_path / "a", steps=3)
+    calls = []
+    real = training._checkpointed
+    monkeypatch.setattr(training, "_checkpointed", lambda *a, **k: calls.append(1) or real(*a, **k))
     model = ToyWan()
     _, ckpt = train(synthetic_dataset, tmp_path / "b", model=model, steps=3, gradient_checkpointing=True)
     assert ckpt.losses == pytest.approx(plain.losses, rel=1e-5)
+    assert len(calls) == 3 * len(model.blocks)  # every block of every step ran checkpointed
     assert "forward" not in model.blocks[0].__dict__  # unwrapped after the run
 
 

@@ -1,0 +1,147 @@
+"""DreamStyle training costs on the CPU, with ComfyUI's own WanModel (2 blocks, dim 512, FFN 2048).
+
+1. One optimizer step (forward, flow-matching loss on the video frames, backward, AdamW) with the token
+   LoRA routed by the DreamStyle layout (first frame + 5 video frames + style image) vs the same step
+   with a plain LoRA of the same rank (every token through one up matrix). Interleaved rounds, median,
+   one torch thread (with two threads on a loaded 2-core machine the samples varied by 50%).
+2. Peak memory of such a step, each variant in a fresh subprocess (resident memory sampled every ms
+   during the first step, minus before it):
+   token vs plain LoRA, and with vs without gradient checkpointing.
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from bench._timing import metric  # noqa: E402
+
+DIM, FFN, LAYERS, RANK = 512, 2048, 2, 64
+LATENT_H, LATENT_W, VIDEO_FRAMES = 16, 26, 5
+
+
+def setup(token_specific=True, checkpointing=False, layers=LAYERS):
+    torch.set_num_threads(1)  # one thread: on a shared 2-core machine, thread oversubscription swamps the ratio
+    from scripts.comfy_root import import_comfy_in_process
+    import_comfy_in_process()
+    import comfy.ldm.wan.model as wan_model
+    from dreamstyle.condition_latents import condition_latents, plan_layout
+    from dreamstyle.flow_matching import flow_matching_loss, training_pair
+    from dreamstyle.layout import VIDEO
+    from dreamstyle.token_lora import TokenLoRAHooks, tokens_per_frame
+    from dreamstyle.training import frozen, gradient_checkpointing, new_loras
+    torch.manual_seed(0)
+    model = wan_model.WanModel(model_type="i2v", in_dim=36, out_dim=16, dim=DIM, ffn_dim=FFN, num_heads=DIM // 128,
+                               num_layers=layers, text_dim=4096, freq_dim=256, operations=torch.nn)
+    loras = new_loras(model, RANK)
+    for lora in loras.values():
+        torch.nn.init.normal_(lora.up, std=1e-3)
+    params = [p for lora in loras.values() for p in lora.parameters()]
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    hooks = TokenLoRAHooks(loras)
+    hooks.attach(model)
+    layout = plan_layout(4 * (VIDEO_FRAMES - 1) + 1, LATENT_H * 8, LATENT_W * 8, first_frame=True, style_image=True)
+    g = torch.Generator().manual_seed(1)
+    z = lambda f: torch.randn(1, 16, f, LATENT_H, LATENT_W, generator=g)  # noqa: E731
+    lat = condition_latents(layout, z(VIDEO_FRAMES), z(1), z(1))
+    x, target = training_pair(lat, z(VIDEO_FRAMES), z(layout.total), torch.tensor([0.6]))
+    context = torch.randn(1, 64, 4096, generator=g)
+    clip = torch.randn(1, 257, 1280, generator=g)
+    t = torch.tensor([600.0])
+    types = layout.frame_types() if token_specific else torch.full((layout.total,), VIDEO)
+    n = tokens_per_frame(LATENT_H, LATENT_W)
+    stack = [frozen(model), gradient_checkpointing(model, checkpointing)]
+    for s in stack:
+        s.__enter__()
+
+    def step():
+        with hooks.routing(types, n):
+            loss = flow_matching_loss(model(x, t, context, clip_fea=clip), target, layout)
+            loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    step.contexts = stack  # keep the contexts alive: collecting them would run their exits
+    return step
+
+
+def time_steps(rounds=7):
+    steps = {"token": setup(True), "plain": setup(False)}
+    for fn in steps.values():
+        fn()
+    samples = {k: [] for k in steps}
+    for _ in range(rounds):
+        for name, fn in steps.items():
+            t0 = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def measure_peak(step):
+    """Peak resident memory growth (MB) during STEP(), sampled every millisecond by a thread."""
+    import threading
+    base, peak, done = rss_mb(), [0.0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_mb() - base)
+            time.sleep(0.001)
+    thread = threading.Thread(target=sample)
+    thread.start()
+    try:
+        step()
+    finally:
+        done.set()
+        thread.join()
+    return peak[0]
+
+
+def peak_rss_growth(token_specific, checkpointing, layers=LAYERS):
+    """MB of resident-memory growth during the first training step (AdamW state included, the same size
+    for both LoRA kinds), in a fresh process, so no freed memory of an earlier step is reused."""
+    code = (f"import sys; sys.path.insert(0, {ROOT!r}); import json; "
+            f"from bench.dreamstyle_training import setup, measure_peak; "
+            f"s = setup({token_specific}, {checkpointing}, {layers}); print(json.dumps(measure_peak(s)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                         env=dict(os.environ, PYTHONPATH=ROOT))
+    if out.returncode:
+        raise RuntimeError(out.stderr[-2000:])
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def run():
+    t = time_steps()
+    shape = (f"WanModel dim {DIM}, FFN {FFN}, {LAYERS} blocks, rank {RANK}, 1+{VIDEO_FRAMES}+1 latent frames of "
+             f"{LATENT_H}x{LATENT_W}")
+    token_mb, plain_mb = peak_rss_growth(True, False), peak_rss_growth(False, False)
+    deep_mb, ckpt_mb = peak_rss_growth(True, False, 8), peak_rss_growth(True, True, 8)
+    return {
+        "dreamstyle_token_lora_train_step_vs_plain": metric(
+            t["token"] / t["plain"], "<= 1.15", "ratio",
+            f"forward + loss + backward + AdamW, {shape}; token {t['token'] * 1e3:.0f} ms vs plain "
+            f"{t['plain'] * 1e3:.0f} ms (median of 7 interleaved rounds)"),
+        "dreamstyle_token_lora_train_peak_memory_vs_plain": metric(
+            token_mb / max(plain_mb, 1e-6), "<= 1.10", "ratio",
+            f"peak RSS growth during a step, fresh processes: token {token_mb:.0f} MB vs plain {plain_mb:.0f} MB"),
+        "dreamstyle_token_lora_train_peak_rss_growth_mb": metric(
+            token_mb, "report", "MB", f"peak RSS growth during a token-LoRA step, {shape}, no checkpointing"),
+        "dreamstyle_train_gradient_checkpointing_peak_memory": metric(
+            ckpt_mb / max(deep_mb, 1e-6), "< 1.0", "ratio",
+            f"token-LoRA step of the same model with 8 blocks, gradient checkpointing ({ckpt_mb:.0f} MB) vs "
+            f"without ({deep_mb:.0f} MB)"),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=1))
