@@ -3,7 +3,6 @@ import importlib
 import importlib.util
 import logging
 import os
-import sys
 
 import pytest
 import torch
@@ -12,13 +11,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 @pytest.fixture(scope="module")
-def hc(comfy, tiny_models):
-    if "unistyle_pack" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("unistyle_pack", os.path.join(ROOT, "__init__.py"),
-                                                      submodule_search_locations=[ROOT])
-        pack = importlib.util.module_from_spec(spec)
-        sys.modules["unistyle_pack"] = pack
-        spec.loader.exec_module(pack)
+def hc(unistyle, tiny_models):
     module = importlib.import_module("unistyle_pack.nodes.hicast")
     import folder_paths
     folder_paths.add_model_folder_path(module.ADAPTERS, os.path.join(tiny_models, "hicast_adapters"), is_default=True)
