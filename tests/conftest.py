@@ -100,3 +100,13 @@ def pack_node_ids(unistyle):
     import asyncio
     extension = asyncio.run(unistyle.comfy_entrypoint())
     return sorted(n.define_schema().node_id for n in asyncio.run(extension.get_node_list()))
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run a test single-threaded (many tiny steps: one thread beats oversubscribing 2 cores); restore after."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

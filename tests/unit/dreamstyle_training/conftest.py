@@ -17,10 +17,6 @@ def synthetic_dataset(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """These tests run many tiny steps; one thread avoids oversubscribing a shared 2-core machine."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _single_threaded(one_torch_thread):
+    """These tests run many tiny training steps."""
     yield
-    torch.set_num_threads(before)
