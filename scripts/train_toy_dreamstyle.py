@@ -1,0 +1,291 @@
+"""Train the toy DreamStyle models with the pack's own code and measure what they learned.
+
+    python scripts/train_toy_dreamstyle.py [--out assets/dreamstyle_toy] [--quick]
+
+Real architectures at toy size: ComfyUI's WanVAE (dim 8, z 16) and WanModel (I2V, dim 128, FFN 512,
+3 blocks), the tiny UMT5 text encoder fixture and the test CLIP-vision stand-in (the encoders the demo
+host uses). On the synthetic benchmark (styles palette, thermal; 64x64, 5 frames):
+  1. VAE: trained as an autoencoder on raw and stylized clips, so decodes are recognisable;
+  2. base: the DiT trained in full as an "I2V-ish" copier (x^sty = x^raw) on every condition layout;
+  3. CT: token LoRA (rank 16) with dreamstyle.training on the train split, condition ratio 1:2:1;
+  4. SFT: from the CT LoRA on a smaller curated set (fresh scenes);
+  5. the same CT + SFT budget with a plain LoRA of the same rank;
+  6. evaluation on the held-out scenes (never seen in training): Euler sampling (dreamstyle.flow_sampler)
+     with the style image as the condition, decode, and dreamstyle.pair_scores: style distance
+     1 - style_score(output, target style's references) against the raw input's, content_score(raw, output).
+Writes toy_wan21_vae.safetensors, toy_wan21_i2v.safetensors, toy_dreamstyle_token_lora.safetensors,
+toy_dreamstyle_plain_lora.safetensors and eval.json into --out.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+STYLES = ["palette", "thermal"]
+SIZE, FRAMES = 64, 5
+CROP = 32  # the VAE trains on random crops (it is convolutional), the DiT on whole frames
+DIM, FFN, LAYERS, VAE_DIM = 128, 512, 3, 8
+
+
+def log(msg, t0=[time.time()]):
+    print(f"[toy {time.time() - t0[0]:6.1f}s] {msg}", flush=True)
+
+
+def build_data(base, quick):
+    from dreamstyle.dataset_writer import DatasetWriter, PairData
+    from dreamstyle.synthetic_benchmark import build_synthetic_benchmark, synthetic_pairs
+    scenes = 8 if quick else 16
+    ct = os.path.join(base, "ct")
+    build_synthetic_benchmark(ct, scenes=scenes, styles=STYLES, frames=FRAMES, height=SIZE, width=SIZE, refs=2,
+                              heldout=0.25, seed=0)
+    sft = os.path.join(base, "sft")
+    build_synthetic_benchmark(sft, scenes=4, styles=STYLES, frames=FRAMES, height=SIZE, width=SIZE, refs=2,
+                              heldout=0.0, seed=1)
+    ident = os.path.join(base, "identity")
+    writer = DatasetWriter(ident)
+    for p in synthetic_pairs(scenes=scenes, styles=STYLES[:1], frames=FRAMES, height=SIZE, width=SIZE, refs=2,
+                             heldout=0.0, seed=2):
+        if p.id not in writer:
+            writer.append(PairData(p.id, p.raw, p.raw, [p.raw[0], p.raw[-1]], caption_ns=p.caption_ns,
+                                   caption_sty=p.caption_ns, fps=16.0, split="train"))
+    return ct, sft, ident
+
+
+def clips(folder):
+    from dreamstyle.dataset_reader import iter_pairs
+    out = []
+    for pair in iter_pairs(folder, "train"):
+        out += [pair.load_raw(), pair.load_stylized()]
+    return torch.from_numpy(np.stack(out)).float() / 255  # [N, T, H, W, 3]
+
+
+def train_vae(data, steps, seed=1):
+    import comfy.ldm.wan.vae as wan_vae
+    from scripts.fixtures.init import init_small
+    torch.manual_seed(seed)
+    vae = wan_vae.WanVAE(dim=VAE_DIM, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+                         temperal_downsample=[False, True, True], dropout=0.0)
+    init_small(vae, seed)
+    for name, p in vae.named_parameters():  # conv layers need a fan-in scaled start to train
+        if p.ndim >= 2:
+            torch.nn.init.kaiming_normal_(p, nonlinearity="linear") if "conv" in name or "head" in name or "resample" in name \
+                else None
+    mean = torch.tensor([-0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508, 0.4134, -0.0715,
+                         0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921]).view(1, 16, 1, 1, 1)
+    opt = torch.optim.AdamW(vae.parameters(), lr=2e-3, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=2e-4)
+    g = torch.Generator().manual_seed(seed)
+    for step in range(steps):
+        idx = torch.randint(len(data), (4,), generator=g)
+        top, left = (int(v) for v in torch.randint(data.shape[2] - CROP + 1, (2,), generator=g))
+        x = data[idx, :, top:top + CROP, left:left + CROP].movedim(-1, 1) * 2 - 1  # [B, 3, T, h, w] in [-1, 1]
+        z = vae.encode(x)
+        rec = vae.decode(z)
+        loss = torch.mean((rec - x) ** 2) + 1e-2 * torch.mean((z - mean) ** 2)  # keep latents near Wan's scale
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % 100 == 0 or step == steps - 1:
+            log(f"vae step {step}: loss {float(loss.detach()):.4f}")
+    return vae
+
+
+def comfy_parts(vae_sd, seed=0):
+    """ComfyUI VAE wrapper of the trained weights, the tiny UMT5 CLIP and the CLIP-vision stand-in."""
+    import importlib.util
+    import comfy.sd
+    import comfy.utils
+    from scripts.make_fixtures import ensure_fixtures
+    models = ensure_fixtures()
+    vae = comfy.sd.VAE(sd=vae_sd)
+    spec = importlib.util.spec_from_file_location("unistyle_toy_test_nodes",
+                                                  os.path.join(ROOT, "tests", "host_nodes", "__init__.py"))
+    nodes_mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(nodes_mod)
+    sd, meta = comfy.utils.load_torch_file(os.path.join(models, "text_encoders", "tiny_umt5.safetensors"),
+                                           safe_load=True, return_metadata=True)
+    spiece = sd.pop("spiece_model")
+    clip = comfy.sd.CLIP(nodes_mod._tiny_umt5_target(json.loads(meta["tiny_umt5_config"])),
+                         parameters=comfy.utils.calculate_parameters(sd), tokenizer_data={"spiece_model": spiece},
+                         model_options={"dtype": torch.float32})
+    clip.load_sd(sd)
+    return vae, clip, nodes_mod.tiny_clip_vision_features
+
+
+def encoders(vae, clip, clip_features):
+    import comfy.latent_formats
+    from dreamstyle.training_data import Encoders
+    fmt = comfy.latent_formats.Wan21()
+    return Encoders(vae_encode=lambda v: vae.encode(v).float(),
+                    text_encode=lambda c: clip.encode_from_tokens(clip.tokenize(c)).float(),
+                    clip_vision_encode=lambda im: clip_features(im, 0),
+                    fingerprint="toy", latent_in=lambda z: fmt.process_in(z.float()))
+
+
+def new_dit(seed=0):
+    import comfy.ldm.wan.model as wan_model
+    from scripts.fixtures.init import init_small
+    model = wan_model.WanModel(model_type="i2v", in_dim=36, out_dim=16, dim=DIM, ffn_dim=FFN, num_heads=DIM // 128,
+                               num_layers=LAYERS, text_dim=4096, freq_dim=256, operations=torch.nn)
+    init_small(model, seed)
+    return model
+
+
+def train_base(model, enc, dataset, run_dir, steps):
+    """Full training of the DiT as a copier (x^sty = x^raw) through the trainer's own micro-batches."""
+    from dreamstyle.flow_matching import flow_matching_loss
+    from dreamstyle.training import DreamStyleTrainer, TrainConfig
+    trainer = DreamStyleTrainer(model, enc, dataset, TrainConfig(steps=steps, rank=1, batch=4, seed=5), run_dir,
+                                resume=False)
+    trainer.data.encode_all()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
+    for step in range(steps):
+        _, layout, x, target, t, ctx, clip = trainer.micro_batch(step, 0)
+        loss = flow_matching_loss(model(x, t, ctx, clip_fea=clip), target, layout)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step % 100 == 0 or step == steps - 1:
+            log(f"base step {step}: loss {float(loss):.4f}")
+    return model
+
+
+def train_lora(model, enc, ct, sft, run_dir, steps_ct, steps_sft, token_specific, cache):
+    from dreamstyle.training import DreamStyleTrainer, TrainConfig
+    kind = "token" if token_specific else "plain"
+    common = dict(rank=16, batch=4, seed=0, token_specific=token_specific, ratio="1:2:1")
+    ct_out = os.path.join(run_dir, f"ct_{kind}.safetensors")
+    t = DreamStyleTrainer(model, enc, ct, TrainConfig(stage="CT", steps=steps_ct, lr=2e-3, **common),
+                          os.path.join(run_dir, f"ct_{kind}"), cache_dir=cache, resume=False,
+                          progress=lambda s, n, l: (s % 100 == 0 or s == n) and log(f"CT {kind} step {s}/{n}: loss {l:.4f}"))
+    t.run(ct_out)
+    sft_out = os.path.join(run_dir, f"sft_{kind}.safetensors")
+    t = DreamStyleTrainer(model, enc, sft, TrainConfig(stage="SFT", steps=steps_sft, lr=1e-3, **common),
+                          os.path.join(run_dir, f"sft_{kind}"), init_lora=ct_out, cache_dir=cache, resume=False,
+                          progress=lambda s, n, l: (s % 50 == 0 or s == n) and log(f"SFT {kind} step {s}/{n}: loss {l:.4f}"))
+    result = t.run(sft_out)
+    return result.loras, sft_out
+
+
+def evaluate(model, enc, vae, dataset, loras, token_specific, cache, condition="style_image", steps=12):
+    """Held-out pairs: style distance of the output vs the raw input (to the target style's references),
+    content score vs the raw input."""
+    from dreamstyle.condition_latents import condition_latents, plan_layout
+    from dreamstyle.dataset_reader import iter_pairs
+    from dreamstyle.feature_cache import FeatureCache
+    from dreamstyle.flow_sampler import sample
+    from dreamstyle.layout import VIDEO
+    from dreamstyle.pair_scores import content_score, style_score
+    from dreamstyle.token_lora import TokenLoRAHooks, tokens_per_frame
+    from dreamstyle.training_data import EncodedPairs
+    pairs = list(iter_pairs(dataset, "heldout"))
+    data = EncodedPairs(pairs, enc, FeatureCache(cache, enc.fingerprint))
+    hooks = None
+    if loras is not None:
+        hooks = TokenLoRAHooks(loras)
+        hooks.attach(model)
+    rows = []
+    try:
+        for i, pair in enumerate(pairs):
+            layout = plan_layout(FRAMES, SIZE, SIZE, first_frame=condition == "first_frame",
+                                 style_image=condition == "style_image")
+            z_raw = enc.latent_in(data.video(i, "raw")[None])
+            z_first = enc.latent_in(data.first_frame(i)[None]) if condition == "first_frame" else None
+            z_style = enc.latent_in(data.style_image(i, 0)[None]) if condition == "style_image" else None
+            clip = data.clip_features(i, 0)[None] if condition == "style_image" else None
+            caption = pair.caption_sty if condition == "text" else pair.caption_ns
+            lat = condition_latents(layout, z_raw, z_first, z_style)
+            types = layout.frame_types() if token_specific else torch.full((layout.total,), VIDEO)
+            out = sample(model, lat, data.text(caption)[None], clip, steps=steps,
+                         generator=torch.Generator().manual_seed(i), hooks=hooks, frame_types=types,
+                         tokens_per_frame=tokens_per_frame(SIZE // 8, SIZE // 8))
+            z = enc_out(out[:, :, layout.video_slice])
+            frames = (vae.decode(z)[0][:FRAMES].clamp(0, 1) * 255).round().byte().numpy()
+            raw, sty, refs = pair.load_raw(), pair.load_stylized(), np.stack(pair.refs())
+            rows.append({"id": pair.id, "style_raw": style_score(raw, refs), "style_out": style_score(frames, refs),
+                         "style_target": style_score(sty, refs), "content_out": content_score(raw, frames),
+                         "content_target": content_score(raw, sty)})
+    finally:
+        if hooks is not None:
+            hooks.detach()
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "id"}
+    d_raw, d_out = 1 - mean["style_raw"], 1 - mean["style_out"]
+    mean.update(style_distance_raw=d_raw, style_distance_out=d_out, style_distance_reduction=1 - d_out / d_raw,
+                pairs=len(rows), condition=condition)
+    return mean, frames
+
+
+def vae_roundtrip(vae, dataset):
+    """The ceiling the VAE sets: scores of decode(encode(x)) for the held-out raw and stylized videos."""
+    from dreamstyle.dataset_reader import iter_pairs
+    from dreamstyle.pair_scores import content_score, style_score
+    rows = []
+    for pair in iter_pairs(dataset, "heldout"):
+        raw, sty, refs = pair.load_raw(), pair.load_stylized(), np.stack(pair.refs())
+        rt = lambda v: (vae.decode(vae.encode(torch.from_numpy(v).float() / 255))[0][:FRAMES].clamp(0, 1) * 255  # noqa: E731
+                        ).round().byte().numpy()
+        rows.append({"content_raw_roundtrip": content_score(raw, rt(raw)),
+                     "style_stylized_roundtrip": style_score(rt(sty), refs)})
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
+def enc_out(z):
+    import comfy.latent_formats
+    return comfy.latent_formats.Wan21().process_out(z)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=os.path.join(ROOT, "assets", "dreamstyle_toy"))
+    ap.add_argument("--work", default=os.path.join(ROOT, "build", "dreamstyle_toy"))
+    ap.add_argument("--quick", action="store_true", help="fewer scenes and steps (a smoke run)")
+    a = ap.parse_args(argv)
+    from scripts.comfy_root import import_comfy_in_process
+    import_comfy_in_process()
+    from dreamstyle.lora_file import write_safetensors_atomic
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    q = a.quick
+    os.makedirs(a.out, exist_ok=True)
+    ct, sft, ident = build_data(os.path.join(a.work, "data"), q)
+    log("data ready")
+    vae_module = train_vae(torch.cat([clips(ct), clips(ident)]), 60 if q else 900)
+    vae_sd = {k: v.detach().contiguous() for k, v in vae_module.state_dict().items()}
+    write_safetensors_atomic(os.path.join(a.out, "toy_wan21_vae.safetensors"), vae_sd, {"note": "toy WanVAE"})
+    vae, clip, clip_features = comfy_parts(vae_sd)
+    enc = encoders(vae, clip, clip_features)
+    cache = os.path.join(a.work, "cache")
+    import shutil
+    shutil.rmtree(cache, ignore_errors=True)  # latents depend on the VAE just trained
+    model = train_base(new_dit(), enc, ident, os.path.join(a.work, "base"), 100 if q else 800)
+    model.requires_grad_(False)
+    dit_sd = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    write_safetensors_atomic(os.path.join(a.out, "toy_wan21_i2v.safetensors"), dit_sd, {"note": "toy Wan2.1 I2V"})
+    steps_ct, steps_sft = (60, 20) if q else (600, 200)
+    results = {"vae": vae_roundtrip(vae, ct), "base": evaluate(model, enc, vae, ct, None, True, cache)[0]}
+    token, token_path = train_lora(model, enc, ct, sft, os.path.join(a.work, "lora"), steps_ct, steps_sft, True, cache)
+    results["token_lora"], frames = evaluate(model, enc, vae, ct, token, True, cache)
+    results["token_lora_first_frame"] = evaluate(model, enc, vae, ct, token, True, cache, "first_frame")[0]
+    plain, plain_path = train_lora(model, enc, ct, sft, os.path.join(a.work, "lora"), steps_ct, steps_sft, False, cache)
+    results["plain_lora"] = evaluate(model, enc, vae, ct, plain, False, cache)[0]
+    shutil.copy(token_path, os.path.join(a.out, "toy_dreamstyle_token_lora.safetensors"))
+    shutil.copy(plain_path, os.path.join(a.out, "toy_dreamstyle_plain_lora.safetensors"))
+    results["setup"] = {"styles": STYLES, "size": SIZE, "frames": FRAMES, "dit": [DIM, FFN, LAYERS], "vae_dim": VAE_DIM,
+                        "steps_ct": steps_ct, "steps_sft": steps_sft, "rank": 16, "quick": q}
+    with open(os.path.join(a.out, "eval.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    for k, v in results.items():
+        log(f"{k}: {json.dumps(v)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
