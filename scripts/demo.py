@@ -26,6 +26,10 @@ from scripts.tiny_workflow import tiny_workflow  # noqa: E402
 
 OUT = os.path.join(ROOT, "demo_output")
 BASE = os.path.join(ROOT, "build", "demo-host")
+# the toy DreamStyle weights trained by scripts/train_toy_dreamstyle.py (fixture scripts/fixtures/dreamstyle_toy.py)
+TOY = {"tiny_wan21_i2v.safetensors": "toy_dreamstyle_wan21_i2v.safetensors",
+       "tiny_wan21_vae.safetensors": "toy_dreamstyle_wan21_vae.safetensors"}
+TOY_LORA = "toy_dreamstyle_token_lora.safetensors"
 
 
 def moving_shapes(frames=17, h=64, w=96, seed=0):
@@ -63,6 +67,10 @@ def demo_inputs(input_dir):
     write_video(os.path.join(input_dir, "hicast_input.mp4"), clip[:9])
     Image.fromarray(clip[0]).save(os.path.join(input_dir, "hicast_content.png"))
     Image.fromarray(style_image()).save(os.path.join(input_dir, "hicast_style.png"))
+    from dreamstyle.synthetic_benchmark import build_synthetic_benchmark
+    for name in ("dreamstyle_pairs_ct", "dreamstyle_pairs_sft"):  # the DreamStyle training workflow's paired sets
+        build_synthetic_benchmark(os.path.join(os.path.dirname(input_dir), "output", name), scenes=2,
+                                  styles=["palette", "thermal"], frames=5, height=64, width=64, refs=2, heldout=0.0)
     return {name: name for name in os.listdir(input_dir)}
 
 
@@ -108,10 +116,16 @@ def main():
                 print(f"[demo] {name}: skipped, the demo has no input {', '.join(missing)}")
                 summary[name] = {"skipped": f"no demo input {', '.join(missing)}"}
                 continue
-            wf = tiny_workflow(api, steps=4, inputs=overrides, size=(64, 48))
+            wf = tiny_workflow(api, lora_name=TOY_LORA, steps=4, inputs=overrides, size=(64, 48))
             for node in wf.values():
+                for key in ("unet_name", "vae_name"):  # the trained toy Wan instead of the random tiny one
+                    if node["inputs"].get(key) in TOY:
+                        node["inputs"][key] = TOY[node["inputs"][key]]
                 if node["class_type"] == "DreamStyleLongVideo":
                     node["inputs"].update(chunk_frames=17, overlap=2)
+                if node["class_type"] == "DreamStyleTrainTokenLoRA":
+                    node["inputs"].update(rank=4, lr=1e-4, accumulation=1, save_every=0, precision="fp32",
+                                          lora_name="demo_" + node["inputs"]["lora_name"])
             result = client.run(wf)
             if not result.ok:
                 print(f"[demo] {name}: FAILED: {result.describe_error()}")
