@@ -11,12 +11,12 @@ import comfy.utils
 import folder_paths
 from comfy_api.latest import io
 
-from ..dreamstyle.feature_cache import fingerprint
+from ..dreamstyle.feature_cache import FeatureCache, fingerprint
 from ..dreamstyle.loss_curve import loss_curve_image
 from ..dreamstyle.lora_file import parse_lora, read_safetensors
 from ..dreamstyle.token_lora import TokenLoRA, adapted_layer_names
 from ..dreamstyle.training import STAGES, DreamStyleTrainer, TrainConfig
-from ..dreamstyle.training_data import Encoders
+from ..dreamstyle.training_data import EncodedPairs, Encoders, load_pairs
 from .dreamstyle_patch import apply_token_lora
 
 CATEGORY = "UniStyle/DreamStyle/Training"
@@ -194,16 +194,21 @@ class DreamStyleTrainTokenLoRA(io.ComfyNode):
 
         with torch.inference_mode(False):
             patcher = model.clone()
+            encoders = comfy_encoders(vae, clip, clip_vision, patcher.model.process_latent_in)
+            # encode the whole dataset first (VAE / text / CLIP-vision on the device, cached on disk), so the
+            # encoders are not swapped in next to the diffusion model during training
+            pairs = load_pairs(dataset, config.split)
+            cache = FeatureCache(os.path.join(run_dir, "feature_cache"), encoders.fingerprint)
+            EncodedPairs(pairs, encoders, cache).encode_all(
+                lambda done, total: log.info("DreamStyleTrainTokenLoRA %s: encoded %d/%d pairs", name, done, total))
             comfy.model_management.load_models_gpu([patcher], force_full_load=True)
             dm = patcher.model.diffusion_model
             if make_trainable(dm):
                 log.info("DreamStyleTrainTokenLoRA: the model's weights were inference tensors; now normal tensors")
-            encoders = comfy_encoders(vae, clip, clip_vision, patcher.model.process_latent_in)
             trainer = DreamStyleTrainer(dm, encoders, dataset, config, run_dir, init_lora=init_path, resume=resume,
                                         progress=progress)
             log.info("DreamStyleTrainTokenLoRA %s: %d pairs, stage %s, %d steps from step %d", name,
                      len(trainer.pairs), stage, steps, trainer.step)
-            trainer.data.encode_all()
             result = trainer.run(out_path)
             loras = loras_from_file(out_path, dm)
         curve = torch.from_numpy(loss_curve_image(result.losses, title=f"{name} ({stage})").astype(np.float32) / 255)
