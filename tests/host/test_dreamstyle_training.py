@@ -46,6 +46,7 @@ def train(parts, **kw):
     return parts["node"].DreamStyleTrainTokenLoRA.execute(**args).result
 
 
+@pytest.mark.slow
 def test_node_trains_a_loadable_lora_and_leaves_the_base_untouched(parts):
     import folder_paths
     dm = parts["model"].get_model_object("diffusion_model")

@@ -3,6 +3,7 @@ the stock loaders and carry what training put in them."""
 import os
 
 import numpy as np
+import pytest
 import torch
 
 from dreamstyle.lora_file import read_safetensors
@@ -20,6 +21,7 @@ def roundtrip(vae, clips):
     return float(np.mean(scores)), float(np.mean(errors))
 
 
+@pytest.mark.slow
 def test_toy_vae_keeps_the_layout_where_the_random_tiny_one_is_grey(comfy, tiny_models):
     import comfy.sd
     import comfy.utils
