@@ -10,10 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import kornia
-import numpy as np
 import torch
 
-from .image_batch import as_rgb_batch, from_uint8, pick_backend, to_uint8
+from .image_batch import as_rgb_batch, pick_backend, to_uint8
 
 
 def _check_thresholds(low, high):
@@ -34,11 +33,21 @@ def canny(images, low_threshold=100, high_threshold=200, backend="auto", workers
     images = as_rgb_batch(images, "image")
     _check_thresholds(low_threshold, high_threshold)
     if pick_backend(images.device, backend) == "cv2":
-        frames = to_uint8(images)
-        workers = workers or min(len(frames), os.cpu_count() or 1)
-        with ThreadPoolExecutor(workers) as pool:
-            edges = list(pool.map(lambda f: _cv2_canny_frame(f, low_threshold, high_threshold), frames))
-        return from_uint8(np.stack(edges), images.device)
+        out = torch.empty(images.shape, dtype=torch.float32)
+
+        def one(i):  # frame by frame, so each frame's conversions stay in cache
+            edges = _cv2_canny_frame(to_uint8(images[i:i + 1])[0], low_threshold, high_threshold)
+            out[i] = torch.from_numpy(edges).unsqueeze(-1)
+
+        # cv2 already spreads one Canny over its own threads; a pool on top only helps when it does not
+        workers = workers or (1 if cv2.getNumThreads() > 1 else min(len(images), os.cpu_count() or 1))
+        if workers > 1:
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(one, range(len(images))))
+        else:
+            for i in range(len(images)):
+                one(i)
+        return out.div_(255.0).to(images.device)
     grey = kornia.color.rgb_to_grayscale(images.permute(0, 3, 1, 2))
     grey = torch.round(grey * 255.0) / 255.0  # the same 8-bit grey cv2 sees
     scale = 255.0 * 8.0

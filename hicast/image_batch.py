@@ -21,20 +21,23 @@ def as_rgb_batch(images, name="image"):
         images = images.expand(-1, -1, -1, 3)
     elif images.shape[-1] == 4:
         images = images[..., :3] * images[..., 3:]
-    return images.clamp(0, 1).contiguous()
+    low, high = torch.aminmax(images)
+    if low < 0 or high > 1:  # clamp (a full copy) only when something is out of range
+        images = images.clamp(0, 1)
+    return images.contiguous()
 
 
 def to_uint8(images):
     """[B, H, W, 3] float 0..1 -> numpy uint8 [B, H, W, 3] in one vectorised step (round half up)."""
-    return (images.detach().cpu().float() * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).numpy()
+    return images.detach().float().mul(255.0).add_(0.5).clamp_(0, 255).to(torch.uint8).cpu().numpy()
 
 
 def from_uint8(arrays, device):
     """numpy uint8 [B, H, W] or [B, H, W, 3] -> float [B, H, W, 3] 0..1 on DEVICE."""
-    t = torch.from_numpy(np.ascontiguousarray(arrays))
+    t = torch.from_numpy(np.ascontiguousarray(arrays)).to(device=device, dtype=torch.float32).div_(255.0)
     if t.ndim == 3:
         t = t.unsqueeze(-1).expand(-1, -1, -1, 3)
-    return (t.to(device).float() / 255.0).contiguous()
+    return t.contiguous()
 
 
 def pick_backend(device, backend):
