@@ -42,26 +42,31 @@ class TokenLoRA(nn.Module):
         return lora
 
     def delta(self, x, frame_types, tokens_per_frame, strength=1.0):
-        """x [B, L, in], frame_types [T] or [B, T] (L = T · tokens_per_frame) -> [B, L, out]."""
+        """x [B, L, in], frame_types [T] or [B, T] (L = T · tokens_per_frame) -> s · W_up^i W_down x, [B, L, out]."""
+        return self.add_to(x.new_zeros(*x.shape[:-1], self.up.shape[1]), x, frame_types, tokens_per_frame, strength)
+
+    def add_to(self, out, x, frame_types, tokens_per_frame, strength=1.0):
+        """out += s · W_up^i W_down x in place, one matrix product per run of same-type tokens; returns out.
+
+        Rows whose frame types are equal (the usual case: cond and uncond share the layout) are routed
+        together; otherwise each batch item follows its own frame types.
+        """
         if frame_types.ndim == 1:
             frame_types = frame_types.unsqueeze(0)
         if x.shape[1] != frame_types.shape[1] * tokens_per_frame:
             raise ValueError(f"{x.shape[1]} tokens, but the layout has {frame_types.shape[1]} frames of "
                              f"{tokens_per_frame} tokens")
-        down = self.down.to(x)
-        up = self.up.to(x)
-        h = F.linear(x, down) * (strength * self.alpha / self.rank)
-        if frame_types.shape[0] == 1 or bool((frame_types == frame_types[:1]).all()):
-            return self._route(h, up, token_type_runs(frame_types[0], tokens_per_frame))
-        if frame_types.shape[0] != x.shape[0]:
+        shared = frame_types.shape[0] == 1 or bool((frame_types == frame_types[:1]).all())
+        if not shared and frame_types.shape[0] != x.shape[0]:
             raise ValueError(f"frame types for {frame_types.shape[0]} batch items, input has {x.shape[0]}")
-        return torch.cat([self._route(h[i:i + 1], up, token_type_runs(frame_types[i], tokens_per_frame))
-                          for i in range(x.shape[0])], dim=0)
-
-    @staticmethod
-    def _route(h, up, runs):
-        parts = [F.linear(h[:, start:stop], up[t]) for t, start, stop in runs]
-        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        down, up = self.down.to(x), self.up.to(out)
+        h = F.linear(x, down).mul_(strength * self.alpha / self.rank).to(out.dtype)
+        for rows, types in ([(slice(None), frame_types[0])] if shared else
+                            [(slice(i, i + 1), frame_types[i]) for i in range(x.shape[0])]):
+            for t, start, stop in token_type_runs(types, tokens_per_frame):
+                part = h[rows, start:stop]
+                out[rows, start:stop].baddbmm_(part, up[t].t().expand(part.shape[0], -1, -1))
+        return out
 
 
 class TokenLoRAHooks:
@@ -95,7 +100,7 @@ class TokenLoRAHooks:
             if self.call is None:
                 raise RuntimeError(f"token LoRA: layer {name} ran outside a routing() block (token types unknown)")
             frame_types, tokens_per_frame = self.call
-            return output + lora.delta(args[0], frame_types, tokens_per_frame, self.strength).to(output.dtype)
+            return lora.add_to(output, args[0], frame_types, tokens_per_frame, self.strength)
         return add_delta
 
 
