@@ -101,24 +101,14 @@ def step_benchmark(size, frames=21):
                 hooks.append(model.get_submodule(name).register_forward_hook(
                     lambda m, a, o, lora=lora: lora.add_to(o, a[0], types, n)))
 
-    def run_plain():
-        set_hooks(False)
-        return model(x_plain, t, context, clip_fea=clip)
+    def step(x, lora_on):
+        def run():
+            set_hooks(lora_on)
+            return model(x, t, context, clip_fea=clip)
+        return run
 
-    def run_plain_extra_frames():
-        set_hooks(False)
-        return model(x_dream, t, context, clip_fea=clip)
-
-    def run_dream():
-        set_hooks(True)
-        return model(x_dream, t, context, clip_fea=clip)
-
-    def run_unic():
-        set_hooks(False)
-        return model(x_unic, t, context, clip_fea=clip)
-
-    tm = time_side_by_side({"plain": run_plain, "frames": run_plain_extra_frames, "dream": run_dream,
-                            "unic": run_unic}, rounds=5)
+    tm = time_side_by_side({"plain": step(x_plain, False), "frames": step(x_dream, False),
+                            "dream": step(x_dream, True), "unic": step(x_unic, False)}, rounds=5)
     set_hooks(False)
     goal = 1.05 * (frames + 2) / frames
     how = (f"WanModel {size} block sizes, {blocks} block(s), F={frames} latent frames (an 81-frame clip) of {n} tokens; "

@@ -24,6 +24,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from dreamstyle.dataset_media import sha256_file  # noqa: E402
 from scripts.comfy_client import ComfyClient  # noqa: E402
 
 MANIFEST_VERSION = 1
@@ -50,14 +51,6 @@ def parse_set(text):
 def apply_inputs(workflow, targets, value):
     for node, inp in targets:
         workflow[node].setdefault("inputs", {})[inp] = value
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_json_atomic(path, data):
