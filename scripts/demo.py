@@ -138,7 +138,7 @@ def main():
                 src = os.path.join(BASE, kind, sub, fname)
                 shutil.copy(src, os.path.join(dest, fname))
                 files.append(os.path.join(name, fname))
-                if fname.endswith(".mp4") and "long_video" not in name:
+                if fname.endswith(".mp4") and name.startswith("dreamstyle_") and "long_video" not in name:
                     sheet_rows.append((name.replace("dreamstyle_", ""), read_video(src)))
             summary[name] = {"files": files, "seconds": round(result.seconds, 1)}
             print(f"[demo] {name}: {len(files)} file(s) in {result.seconds:.1f}s -> {dest}")
