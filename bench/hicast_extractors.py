@@ -61,7 +61,6 @@ def run():
     video = clip(24, 256, noise=0.03, seed=1)
     maps = canny(video, 60, 120)
     raw, smoothed = frame_change(maps), frame_change(temporal_smooth(maps, frames=video))
-    threads = torch.get_num_threads()
     return {
         "hicast_batched_vs_per_frame_canny": {
             "value": t_loop / t_batched, "goal": ">= 1.0", "unit": "ratio",

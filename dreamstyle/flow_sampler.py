@@ -4,6 +4,8 @@ Rectified flow as ComfyUI's CONST sampling: σ from 1 to 0 on Wan's shifted sche
 Like ComfyUI's denoise mask, the condition frames (first frame, style image) of the noisy channels are
 held at add_noise(z, σ) at every step; the video frames are generated.
 """
+import contextlib
+
 import torch
 
 from .condition_latents import model_input
@@ -20,12 +22,8 @@ def sample(model, latents, context, clip_fea=None, steps=12, shift=5.0, generato
         s, s_next = sigmas[i], sigmas[i + 1]
         sig = s.expand(ref.shape[0])
         x = keep * x + (1 - keep) * add_noise(ref, torch.randn(ref.shape, generator=generator).to(ref), sig)
-        inp = model_input(x, latents)
-        with torch.no_grad():
-            if hooks is not None:
-                with hooks.routing(frame_types, tokens_per_frame):
-                    v = model(inp, timestep(sig), context, clip_fea=clip_fea)
-            else:
-                v = model(inp, timestep(sig), context, clip_fea=clip_fea)
+        routing = hooks.routing(frame_types, tokens_per_frame) if hooks is not None else contextlib.nullcontext()
+        with torch.no_grad(), routing:
+            v = model(model_input(x, latents), timestep(sig), context, clip_fea=clip_fea)
         x = x + (s_next - s) * v.to(x)
     return keep * x + (1 - keep) * ref

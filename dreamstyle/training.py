@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 
 from .condition_latents import condition_latents, plan_layout
-from .condition_sampler import CONDITIONS, ConditionSampler, parse_ratio
+from .condition_sampler import ConditionSampler, parse_ratio
 from .feature_cache import FeatureCache
 from .flow_matching import flow_matching_loss, sample_sigma, timestep, training_pair
 from .layout import VIDEO

@@ -5,7 +5,6 @@ width and 1/2^l of the latent grid. Each Out_l is a zero-initialised 1x1 conv, s
 nothing. Own implementation (diffusers' FullAdapter has the same shape but would add diffusers as a runtime
 dependency for ~40 lines).
 """
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 

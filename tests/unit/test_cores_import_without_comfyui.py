@@ -1,6 +1,5 @@
 """The three cores are plain PyTorch: they import, with every submodule, where ComfyUI is absent."""
 import os
-import pkgutil
 import subprocess
 import sys
 
