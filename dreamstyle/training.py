@@ -18,7 +18,9 @@ checkpoint (training_checkpoint.py) holds the LoRA, AdamW state, torch RNG, step
 loss history, so a run killed at any moment and resumed ends with the LoRA an uninterrupted run
 gives. With torch.distributed initialised, each process takes its share of every micro-batch and
 DistributedDataParallel averages the gradients; the global batch, and so the loss curve, is the same
-for any number of processes.
+for any number of processes. `shard_base="fsdp"` shards the frozen base over the processes with FSDP
+(one unit per Wan block; "fsdp_offload" keeps the shards on the CPU) so no process holds the whole base;
+the LoRA stays replicated (sharded_base).
 """
 import contextlib
 import dataclasses
@@ -48,7 +50,9 @@ log = logging.getLogger("UniStyle.DreamStyle")
 
 STAGES = ("CT", "SFT")
 PRECISIONS = ("fp32", "bf16")
-# config fields that change what a run computes: a resumed run must match them
+SHARD_BASE = ("none", "fsdp", "fsdp_offload")
+# config fields that change what a run computes: a resumed run must match them (not shard_base: the
+# sharded base computes what the whole one does, so a run may resume with or without sharding)
 TRAJECTORY_FIELDS = ("stage", "rank", "alpha", "lr", "weight_decay", "batch", "accumulation", "ratio", "seed", "shift",
                      "precision", "token_specific", "max_grad_norm", "split")
 
@@ -73,6 +77,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0       # 0: no clipping
     split: str = "train"
     keep_checkpoints: int = 2
+    shard_base: str = "none"         # none | fsdp | fsdp_offload (with several processes; see sharded_base)
 
     def __post_init__(self):
         self.ratio = parse_ratio(self.ratio)
@@ -80,6 +85,8 @@ class TrainConfig:
             raise ValueError(f"stage: expected one of {STAGES}, got {self.stage!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision: expected one of {PRECISIONS}, got {self.precision!r}")
+        if self.shard_base not in SHARD_BASE:
+            raise ValueError(f"shard_base: expected one of {SHARD_BASE}, got {self.shard_base!r}")
         for name in ("steps", "rank", "batch", "accumulation"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)!r}")
@@ -186,6 +193,63 @@ def frozen(model):
             p.requires_grad_(flag)
 
 
+def _shadow(module, params, memo):
+    """A copy of MODULE's module tree: new module objects of the same classes that share MODULE's
+    parameters, buffers, hooks and other attributes, so that FSDP can change the copy (module classes,
+    hooks, registered parameters) and leave MODULE's modules as they are. Appends (parameter, copied
+    module, name, device) for each registered parameter to PARAMS."""
+    if id(module) in memo:
+        return memo[id(module)]
+    copy = object.__new__(type(module))
+    copy.__dict__.update({k: (v.copy() if isinstance(v, dict) else v) for k, v in vars(module).items()})
+    memo[id(module)] = copy
+    for name, child in module._modules.items():
+        copy._modules[name] = None if child is None else _shadow(child, params, memo)
+    params += [(p, copy, name, p.device) for name, p in module._parameters.items() if p is not None]
+    return copy
+
+
+@contextlib.contextmanager
+def sharded_base(model, device, offload=False):
+    """FSDP (fully_shard) over a frozen base MODEL for the duration, on all processes of the default group.
+
+    One FSDP unit per block of model.blocks and one for the rest (embeddings, head): each process keeps
+    1/N of every weight (on DEVICE, or on the CPU with OFFLOAD) and a unit's full weights are gathered
+    onto DEVICE only while it runs (forward, backward, a checkpointed block's recomputation), so hooks
+    on its layers see the whole, unchanged weights. Yields a shadow of MODEL (_shadow) that carries the
+    sharding; MODEL's own parameters are emptied unit by unit as they are sharded (that is the memory
+    saving: MODEL may stay on the CPU, each unit moves to DEVICE as it is sharded) and are refilled
+    afterwards from the shards, bit-identical, on their devices. If the body raises, nothing is gathered
+    (the other processes may never join) and MODEL's parameters stay empty."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import CPUOffloadPolicy, OffloadPolicy, fully_shard
+    params = []
+    shadow = _shadow(model, params, {})
+    buffers = [(b, b.device) for b in model.buffers()]
+    mesh = init_device_mesh(device.type, (torch.distributed.get_world_size(),))
+    policy = CPUOffloadPolicy(pin_memory=device.type != "cpu") if offload else OffloadPolicy()
+    units, pending = [], params
+    for unit in (*shadow.blocks, shadow):
+        fully_shard(unit, mesh=mesh, offload_policy=policy)
+        mine = [e for e in pending if e[1]._parameters[e[2]] is not e[0]]  # FSDP registered a sharded one
+        pending = [e for e in pending if e[1]._parameters[e[2]] is e[0]]
+        for p, *_ in mine:
+            p.data = p.data.new_empty(0)  # the shard is a copy: free the whole weight
+        units.append((unit, mine))
+    held = sum(p.to_local().numel() for p in shadow.parameters())
+    total = sum(p.numel() for p in shadow.parameters())
+    log.info("DreamStyle training: shard_base over %d processes, %d FSDP units; this process holds %d of %d base "
+             "parameter elements", mesh.size(), len(units), held, total)
+    yield shadow
+    for unit, mine in units:
+        unit.unshard()
+        for p, module, name, dev in mine:
+            p.data = module._parameters[name].detach().to(dev, copy=True)
+        unit.reshard()
+    for b, dev in buffers:
+        b.data = b.data.to(dev)
+
+
 def _dist():
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
@@ -197,10 +261,11 @@ class DreamStyleTrainer:
 
     run_dir holds the feature cache (unless cache_dir is given) and checkpoints/. With resume=True a run
     whose run_dir has a checkpoint continues from it. progress(step, steps, loss) is called after every
-    optimizer step."""
+    optimizer step. The steps run on DEVICE (default: the model's); with config.shard_base and several
+    processes the model may stay on the CPU, sharded_base moves each process's shards to DEVICE."""
 
     def __init__(self, model, encoders, dataset_dir, config: TrainConfig, run_dir, init_lora=None, resume=True,
-                 cache_dir=None, progress=None):
+                 cache_dir=None, progress=None, device=None):
         self.model, self.encoders, self.config = model, encoders, config
         self.run_dir = os.path.abspath(run_dir)
         self.checkpoint_dir = os.path.join(self.run_dir, "checkpoints")
@@ -214,7 +279,15 @@ class DreamStyleTrainer:
         self.sampler = ConditionSampler(config.ratio, config.seed)
         self.order = DataOrder(len(self.pairs), config.seed)
         param = next(model.parameters())
-        self.device, self.dtype = param.device, (param.dtype if param.dtype.is_floating_point else torch.float32)
+        self.device = param.device if device is None else torch.device(device)
+        self.dtype = param.dtype if param.dtype.is_floating_point else torch.float32
+        self.shard = config.shard_base != "none" and self.world > 1
+        if config.shard_base != "none" and self.world == 1:
+            log.warning("DreamStyle training: shard_base %r needs several processes (torchrun); this one process "
+                        "trains on the whole, unsharded base", config.shard_base)
+        if not self.shard and param.device != self.device:
+            raise ValueError(f"device: the model is on {param.device}, the training device is {self.device}; "
+                             f"only a sharded base (shard_base with several processes) may start elsewhere")
         self.init_lora = init_lora
         self.step, self.history = 0, []
         self.init_sha = None
@@ -346,26 +419,28 @@ class DreamStyleTrainer:
     def run(self, output_path=None):
         c = self.config
         hooks = TokenLoRAHooks(self.loras)
-        module = _TrainModule(self.model, self.loras)
-        ddp = None
-        if self.world > 1:
-            ddp = torch.nn.parallel.DistributedDataParallel(module, broadcast_buffers=False)
-        forward = ddp or module
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=c.precision == "bf16")
-        hooks.attach(self.model)
-        try:
-            with frozen(self.model), gradient_checkpointing(self.model, c.gradient_checkpointing), \
-                    torch.enable_grad():
-                for p in self.params:
-                    p.requires_grad_(True)
-                while self.step < c.steps:
-                    self._train_step(forward, ddp, hooks, autocast)
-                    if self.rank == 0 and ((c.save_every and self.step % c.save_every == 0) or self.step == c.steps):
-                        self.save()
-                    if self.world > 1:
-                        torch.distributed.barrier()
-        finally:
-            hooks.detach()
+        with frozen(self.model), (sharded_base(self.model, self.device, offload=c.shard_base == "fsdp_offload")
+                                  if self.shard else contextlib.nullcontext(self.model)) as base:
+            module = _TrainModule(base, self.loras)
+            ddp = None
+            if self.world > 1:
+                ddp = torch.nn.parallel.DistributedDataParallel(module, broadcast_buffers=False)
+            forward = ddp or module
+            hooks.attach(base)
+            try:
+                with gradient_checkpointing(base, c.gradient_checkpointing), torch.enable_grad():
+                    for p in self.params:
+                        p.requires_grad_(True)
+                    while self.step < c.steps:
+                        self._train_step(forward, ddp, hooks, autocast)
+                        if self.rank == 0 and ((c.save_every and self.step % c.save_every == 0)
+                                               or self.step == c.steps):
+                            self.save()
+                        if self.world > 1:
+                            torch.distributed.barrier()
+            finally:
+                hooks.detach()
         path = None
         if output_path and self.rank == 0:
             write_safetensors_atomic(output_path, self.lora_tensors(), self.metadata())

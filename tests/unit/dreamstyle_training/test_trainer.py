@@ -1,5 +1,7 @@
 """The training core on a toy Wan-shaped model: learning, LoRA-only, cache, determinism, resume,
-checkpoint refusal, SFT from CT, accumulation, checkpointing, bf16, plain vs token LoRA."""
+checkpoint refusal, SFT from CT, accumulation, checkpointing, bf16, plain vs token LoRA, shard_base on
+one process."""
+import logging
 import os
 
 import pytest
@@ -103,6 +105,21 @@ def test_resume_refuses_changed_settings(synthetic_dataset, tmp_path):
         train(synthetic_dataset, tmp_path / "run", steps=4, lr=1e-4)
 
 
+def test_shard_base_on_one_process_trains_the_whole_base_and_does_not_block_a_resume(synthetic_dataset, tmp_path,
+                                                                                    caplog):
+    """Sharding needs several processes: one process trains unsharded, with a warning naming shard_base,
+    and gives the plain run's losses; a checkpoint resumes with another shard_base (not a trajectory
+    setting)."""
+    _, plain = train(synthetic_dataset, tmp_path / "plain", steps=4)
+    train(synthetic_dataset, tmp_path / "run", steps=2, save_every=2)
+    with caplog.at_level(logging.WARNING, logger="UniStyle"):
+        trainer, resumed = train(synthetic_dataset, tmp_path / "run", steps=4, shard_base="fsdp_offload")
+    assert trainer.history[1]["step"] == 2 and resumed.losses == plain.losses
+    assert "shard_base 'fsdp_offload' needs several processes" in caplog.text
+    with pytest.raises(ValueError, match="shard_base"):
+        TrainConfig(shard_base="zero3")
+
+
 def test_sft_starts_from_the_ct_lora(synthetic_dataset, tmp_path):
     ct_path = str(tmp_path / "ct.safetensors")
     _, ct = train(synthetic_dataset, tmp_path / "ct", steps=6, output=ct_path)
@@ -162,3 +179,5 @@ def test_bad_inputs_name_the_input(synthetic_dataset, tmp_path):
         TrainConfig(stage="XX")
     with pytest.raises(ValueError, match="dataset_dir.*split"):
         DreamStyleTrainer(ToyWan(), toy_encoders(), synthetic_dataset, TrainConfig(split="nope"), tmp_path / "r")
+    with pytest.raises(ValueError, match="device: the model is on cpu"):  # only a sharded base may start elsewhere
+        DreamStyleTrainer(ToyWan(), toy_encoders(), synthetic_dataset, TrainConfig(), tmp_path / "r", device="meta")
