@@ -6,13 +6,15 @@
 The same core as the ComfyUI node (dreamstyle/training.py), the same checkpoints (resumable: rerun the
 same command after a crash) and the same token-LoRA file. Under torchrun each process takes
 batch / N samples of every micro-batch and DistributedDataParallel averages the gradients (NCCL on
-GPUs, gloo on CPU), so the loss curve does not depend on N. Config (JSON):
+GPUs, gloo on CPU), so the loss curve does not depend on N. "shard_base": "fsdp" (or "fsdp_offload":
+shards on the CPU) shards the frozen base over the N processes with FSDP instead of giving each a whole
+copy; the model is then loaded on the CPU and each process moves only its shards to its GPU. Config (JSON):
 
   {"dataset": "pairs/", "run_dir": "runs/ct", "output": "loras/dreamstyle_ct.safetensors",
    "init_lora": null, "resume": true, "cache_dir": null, "loss_log": "runs/ct/loss.jsonl",
    "train": {"stage": "CT", "steps": 6000, "rank": 64, "lr": 4e-5, "batch": 2, "accumulation": 1,
              "ratio": "1:2:1", "seed": 0, "save_every": 250, "precision": "bf16",
-             "gradient_checkpointing": true},
+             "gradient_checkpointing": true, "shard_base": "none"},
    "model": {"diffusion_model": ".../wan2.1_i2v_480p_14B_bf16.safetensors",
              "vae": ".../wan_2.1_vae.safetensors", "text_encoder": ".../umt5_xxl_fp16.safetensors",
              "clip_vision": ".../clip_vision_h.safetensors", "base_dtype": "bf16"}}
@@ -24,6 +26,7 @@ relative to the config file.
 import argparse
 import importlib.util
 import json
+import logging
 import os
 import sys
 import time
@@ -96,16 +99,23 @@ def main(argv=None):
         torch.cuda.set_device(device)
     if world > 1:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(f"[rank {rank}] %(message)s"))
+    logger = logging.getLogger("UniStyle")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
     train = dict(config.get("train", {}))
     if a.steps:
         train["steps"] = a.steps
     cfg = TrainConfig.from_dict(train)
     opts = config.get("model", {})
+    load_device = torch.device("cpu") if world > 1 and cfg.shard_base != "none" else device
     if "factory" in opts:
         model, encoders = load_factory(opts["factory"], base)(config)
-        model = model.to(device)
+        model = model.to(load_device)
     else:
-        model, encoders = comfy_model(opts, base, device)
+        model, encoders = comfy_model(opts, base, load_device)
     loss_log = _path(base, config.get("loss_log"))
     t0 = time.time()
 
@@ -118,7 +128,7 @@ def main(argv=None):
 
     trainer = DreamStyleTrainer(model, encoders, _path(base, config["dataset"]), cfg, _path(base, config["run_dir"]),
                                 init_lora=_path(base, config.get("init_lora")), resume=config.get("resume", True),
-                                cache_dir=_path(base, config.get("cache_dir")), progress=progress)
+                                cache_dir=_path(base, config.get("cache_dir")), progress=progress, device=device)
     output = _path(base, config.get("output"))
     if output and rank == 0:
         os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)

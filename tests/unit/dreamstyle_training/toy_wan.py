@@ -1,12 +1,18 @@
 """A small stand-in for ComfyUI's WanModel (same forward signature and adapted-layer names) and toy
-encoders, so the training core is tested without ComfyUI. `build(config)` is the CLI factory."""
+encoders, so the training core is tested without ComfyUI. `build(config)` is the CLI factory;
+`build_probed(config)` the same with probes for the sharding test."""
+import atexit
 import hashlib
+import json
 import math
+import os
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.distributed.tensor import DTensor
 
+from dreamstyle.token_lora import adapted_layer_names
 from dreamstyle.training_data import Encoders
 
 
@@ -102,3 +108,43 @@ def build(config):
     """CLI factory: (model, encoders) from the config's "model" section."""
     opts = config.get("model", {})
     return ToyWan(dim=opts.get("dim", 32), layers=opts.get("layers", 2), seed=opts.get("seed", 0)), toy_encoders()
+
+
+def build_probed(config):
+    """build(config) plus forward hooks on every adapted layer. At exit each process writes
+    <run_dir>/probe.<rank>.json: the layer calls, the calls that saw the layer's whole, unchanged weight,
+    the most base parameter elements the model object itself held during a call, and whether the model
+    came back as it was: bit-identical weights, the same parameter objects, requires_grad flags, module
+    classes and hooks."""
+    model, encoders = build(config)
+    reference = {n: p.detach().clone() for n, p in model.named_parameters()}
+    params = dict(model.named_parameters())
+    flags = {n: p.requires_grad for n, p in params.items()}
+    stats = {"calls": 0, "whole_weight_calls": 0, "model_elements_max": 0}
+
+    def probe(name):
+        def record(module, args, output):
+            weight = module.weight
+            stats["calls"] += 1
+            stats["whole_weight_calls"] += (not isinstance(weight, DTensor)
+                                            and torch.equal(weight, reference[f"{name}.weight"]))
+            stats["model_elements_max"] = max(stats["model_elements_max"], sum(p.numel() for p in model.parameters()))
+        return record
+
+    for name in adapted_layer_names(model):
+        model.get_submodule(name).register_forward_hook(probe(name))
+    modules = {n: (type(m), dict(m._forward_hooks), dict(m._forward_pre_hooks)) for n, m in model.named_modules()}
+
+    def report():
+        now = dict(model.named_parameters())
+        stats["restored"] = bool(
+            now.keys() == params.keys() and all(now[n] is params[n] for n in now)
+            and all(type(p) is nn.Parameter and torch.equal(p, reference[n]) for n, p in now.items())
+            and {n: p.requires_grad for n, p in now.items()} == flags
+            and {n: (type(m), dict(m._forward_hooks), dict(m._forward_pre_hooks))
+                 for n, m in model.named_modules()} == modules)
+        with open(os.path.join(config["run_dir"], f"probe.{os.environ.get('RANK', '0')}.json"), "w") as f:
+            json.dump(stats, f)
+
+    atexit.register(report)
+    return model, encoders
