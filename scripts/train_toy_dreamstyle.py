@@ -1,12 +1,15 @@
 """Train the toy DreamStyle models with the pack's own code and measure what they learned.
 
-    python scripts/train_toy_dreamstyle.py [--out assets/dreamstyle_toy] [--quick]
+    python scripts/train_toy_dreamstyle.py [--out assets/dreamstyle_toy] [--quick] [--vae FILE]
 
-Real architectures at toy size: ComfyUI's WanVAE (dim 8, z 16) and WanModel (I2V, dim 128, FFN 512,
+Real architectures at toy size: ComfyUI's WanVAE (dim 16, z 16) and WanModel (I2V, dim 128, FFN 512,
 3 blocks), the tiny UMT5 text encoder fixture and the test CLIP-vision stand-in (the encoders the demo
 host uses). On the synthetic benchmark (styles palette, thermal; 64x64, 5 frames):
-  1. VAE: trained as an autoencoder on raw and stylized clips, so decodes are recognisable;
-  2. base: the DiT trained in full as an "I2V-ish" copier (x^sty = x^raw) on every condition layout;
+  1. VAE: trained as an autoencoder on raw and stylized clips (L1 + L2), then re-parametrised exactly so
+     its latents have the per-channel statistics of ComfyUI's Wan21 latent format (fit_latent_format);
+  2. base: the DiT trained in full as an "I2V-ish" copier (x^sty = x^raw) on every condition layout, on raw
+     clips and on clips in the styles' looks (other scenes, captioned with the style phrase): like Wan, the
+     base has seen such videos, never the raw -> stylized mapping;
   3. CT: token LoRA (rank 16) with dreamstyle.training on the train split, condition ratio 1:2:1;
   4. SFT: from the CT LoRA on a smaller curated set (fresh scenes);
   5. the same CT + SFT budget with a plain LoRA of the same rank;
@@ -29,9 +32,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 STYLES = ["palette", "thermal"]
+SCENES, HELDOUT = 16, 0.25  # the CT benchmark: scenes, the fraction held out for evaluation
 SIZE, FRAMES = 64, 5
 CROP = 32  # the VAE trains on random crops (it is convolutional), the DiT on whole frames
-DIM, FFN, LAYERS, VAE_DIM = 128, 512, 3, 8
+DIM, FFN, LAYERS, VAE_DIM = 128, 512, 3, 16
 
 
 def log(msg, t0=[time.time()]):
@@ -41,10 +45,10 @@ def log(msg, t0=[time.time()]):
 def build_data(base, quick):
     from dreamstyle.dataset_writer import DatasetWriter, PairData
     from dreamstyle.synthetic_benchmark import build_synthetic_benchmark, synthetic_pairs
-    scenes = 8 if quick else 16
+    scenes = 8 if quick else SCENES
     ct = os.path.join(base, "ct")
     build_synthetic_benchmark(ct, scenes=scenes, styles=STYLES, frames=FRAMES, height=SIZE, width=SIZE, refs=2,
-                              heldout=0.25, seed=0)
+                              heldout=HELDOUT, seed=0)
     sft = os.path.join(base, "sft")
     build_synthetic_benchmark(sft, scenes=4, styles=STYLES, frames=FRAMES, height=SIZE, width=SIZE, refs=2,
                               heldout=0.0, seed=1)
@@ -55,7 +59,14 @@ def build_data(base, quick):
         if p.id not in writer:
             writer.append(PairData(p.id, p.raw, p.raw, [p.raw[0], p.raw[-1]], caption_ns=p.caption_ns,
                                    caption_sty=p.caption_ns, fps=16.0, split="train"))
-    return ct, sft, ident
+    looks = os.path.join(base, "looks")
+    writer = DatasetWriter(looks)
+    for p in synthetic_pairs(scenes=scenes, styles=STYLES, frames=FRAMES, height=SIZE, width=SIZE, refs=2,
+                             heldout=0.0, seed=3):
+        if p.id not in writer:
+            writer.append(PairData(p.id, p.stylized, p.stylized, p.refs, caption_ns=p.caption_sty,
+                                   caption_sty=p.caption_sty, fps=16.0, split="train"))
+    return ct, sft, ident, looks
 
 
 def clips(folder):
@@ -66,35 +77,61 @@ def clips(folder):
     return torch.from_numpy(np.stack(out)).float() / 255  # [N, T, H, W, 3]
 
 
-def train_vae(data, steps, seed=1):
+def new_vae():
     import comfy.ldm.wan.vae as wan_vae
+    return wan_vae.WanVAE(dim=VAE_DIM, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+                          temperal_downsample=[False, True, True], dropout=0.0)
+
+
+def train_vae(data, steps, seed=1, batch=8, lr=1e-3, warmup=50):
+    """WanVAE as an autoencoder on random crops: L1 + L2 reconstruction, AdamW with warm-up and cosine decay
+    to lr/10, gradients clipped at 1; then fit_latent_format."""
     from scripts.fixtures.init import init_small
     torch.manual_seed(seed)
-    vae = wan_vae.WanVAE(dim=VAE_DIM, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
-                         temperal_downsample=[False, True, True], dropout=0.0)
+    vae = new_vae()
     init_small(vae, seed)
-    for name, p in vae.named_parameters():  # conv layers need a fan-in scaled start to train
-        if p.ndim >= 2:
-            torch.nn.init.kaiming_normal_(p, nonlinearity="linear") if "conv" in name or "head" in name or "resample" in name \
-                else None
-    mean = torch.tensor([-0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508, 0.4134, -0.0715,
-                         0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921]).view(1, 16, 1, 1, 1)
-    opt = torch.optim.AdamW(vae.parameters(), lr=2e-3, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=2e-4)
+    for name, p in vae.named_parameters():  # the sampling convs and heads need a fan-in scaled start to train
+        if p.ndim >= 2 and ("conv" in name or "head" in name or "resample" in name):
+            torch.nn.init.kaiming_normal_(p, nonlinearity="linear")
+    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * (0.1 + 0.45 * (1 + np.cos(np.pi * s / steps))))
     g = torch.Generator().manual_seed(seed)
     for step in range(steps):
-        idx = torch.randint(len(data), (4,), generator=g)
+        idx = torch.randint(len(data), (batch,), generator=g)
         top, left = (int(v) for v in torch.randint(data.shape[2] - CROP + 1, (2,), generator=g))
         x = data[idx, :, top:top + CROP, left:left + CROP].movedim(-1, 1) * 2 - 1  # [B, 3, T, h, w] in [-1, 1]
-        z = vae.encode(x)
-        rec = vae.decode(z)
-        loss = torch.mean((rec - x) ** 2) + 1e-2 * torch.mean((z - mean) ** 2)  # keep latents near Wan's scale
+        err = vae.decode(vae.encode(x)) - x
+        loss = err.abs().mean() + (err ** 2).mean()
         opt.zero_grad()
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         opt.step()
         sched.step()
         if step % 100 == 0 or step == steps - 1:
             log(f"vae step {step}: loss {float(loss.detach()):.4f}")
+    return fit_latent_format(vae, data)
+
+
+@torch.no_grad()
+def fit_latent_format(vae, data):
+    """Re-parametrise the trained VAE so that its latents follow ComfyUI's Wan21 latent format: with m, s the
+    per-channel mean and std of the encoder's latents z over DATA, the encoder's last 1x1 conv now gives
+    z' = (z - m) / s * std_wan + mean_wan and the decoder's first 1x1 conv takes z' and computes what it
+    computed from z. Exact (both are affine), so reconstructions are unchanged, and Wan21().process_in(z')
+    = (z - m) / s has zero mean and unit variance per channel, as the DiT expects of real Wan latents."""
+    import comfy.latent_formats
+    fmt = comfy.latent_formats.Wan21()
+    z = torch.cat([vae.encode(data[i:i + 8].movedim(-1, 1) * 2 - 1) for i in range(0, len(data), 8)])
+    m, s = z.mean((0, 2, 3, 4)), z.std((0, 2, 3, 4)) + 1e-6
+    wan_mean, wan_std = fmt.latents_mean.flatten(), fmt.latents_std.flatten()
+    a = wan_std / s
+    b = wan_mean - m * a
+    n = a.numel()
+    vae.conv1.weight[:n] *= a.view(-1, 1, 1, 1, 1)
+    vae.conv1.bias[:n] = vae.conv1.bias[:n] * a + b
+    vae.conv2.bias += (vae.conv2.weight.flatten(1) @ (-b / a))
+    vae.conv2.weight /= a.view(1, -1, 1, 1, 1)
     return vae
 
 
@@ -139,16 +176,19 @@ def new_dit(seed=0):
     return model
 
 
-def train_base(model, enc, dataset, run_dir, steps):
-    """Full training of the DiT as a copier (x^sty = x^raw) through the trainer's own micro-batches."""
+def train_base(model, enc, datasets, run_dir, steps):
+    """Full training of the DiT as a copier (x^sty = x^raw) through the trainer's own micro-batches, the
+    DATASETS taking turns step by step."""
     from dreamstyle.flow_matching import flow_matching_loss
     from dreamstyle.training import DreamStyleTrainer, TrainConfig
-    trainer = DreamStyleTrainer(model, enc, dataset, TrainConfig(steps=steps, rank=1, batch=4, seed=5), run_dir,
-                                resume=False)
-    trainer.data.encode_all()
+    trainers = [DreamStyleTrainer(model, enc, d, TrainConfig(steps=steps, rank=1, batch=4, seed=5),
+                                  os.path.join(run_dir, str(i)), resume=False) for i, d in enumerate(datasets)]
+    for trainer in trainers:
+        trainer.data.encode_all()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
     for step in range(steps):
-        _, layout, x, target, t, ctx, clip = trainer.micro_batch(step, 0)
+        trainer = trainers[step % len(trainers)]
+        _, layout, x, target, t, ctx, clip = trainer.micro_batch(step // len(trainers), 0)
         loss = flow_matching_loss(model(x, t, ctx, clip_fea=clip), target, layout)
         opt.zero_grad()
         loss.backward()
@@ -159,10 +199,10 @@ def train_base(model, enc, dataset, run_dir, steps):
     return model
 
 
-def train_lora(model, enc, ct, sft, run_dir, steps_ct, steps_sft, token_specific, cache):
+def train_lora(model, enc, ct, sft, run_dir, steps_ct, steps_sft, rank, token_specific, cache):
     from dreamstyle.training import DreamStyleTrainer, TrainConfig
     kind = "token" if token_specific else "plain"
-    common = dict(rank=16, batch=4, seed=0, token_specific=token_specific, ratio="1:2:1")
+    common = dict(rank=rank, batch=4, seed=0, token_specific=token_specific, ratio="1:2:1")
     ct_out = os.path.join(run_dir, f"ct_{kind}.safetensors")
     t = DreamStyleTrainer(model, enc, ct, TrainConfig(stage="CT", steps=steps_ct, lr=2e-3, **common),
                           os.path.join(run_dir, f"ct_{kind}"), cache_dir=cache, resume=False,
@@ -248,6 +288,10 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join(ROOT, "assets", "dreamstyle_toy"))
     ap.add_argument("--work", default=os.path.join(ROOT, "build", "dreamstyle_toy"))
     ap.add_argument("--quick", action="store_true", help="fewer scenes and steps (a smoke run)")
+    ap.add_argument("--rank", type=int, default=16, help="LoRA rank (token and plain)")
+    ap.add_argument("--steps-ct", type=int, default=600)
+    ap.add_argument("--steps-sft", type=int, default=200)
+    ap.add_argument("--vae", help="use these toy WanVAE weights (a toy_wan21_vae.safetensors) instead of training one")
     a = ap.parse_args(argv)
     from scripts.comfy_root import import_comfy_in_process
     import_comfy_in_process()
@@ -255,31 +299,36 @@ def main(argv=None):
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     q = a.quick
     os.makedirs(a.out, exist_ok=True)
-    ct, sft, ident = build_data(os.path.join(a.work, "data"), q)
+    ct, sft, ident, looks = build_data(os.path.join(a.work, "data"), q)
     log("data ready")
-    vae_module = train_vae(torch.cat([clips(ct), clips(ident)]), 60 if q else 900)
-    vae_sd = {k: v.detach().contiguous() for k, v in vae_module.state_dict().items()}
+    if a.vae:
+        import comfy.utils
+        vae_sd = comfy.utils.load_torch_file(a.vae, safe_load=True)
+        new_vae().load_state_dict(vae_sd)  # refuses weights of another shape
+    else:
+        vae_module = train_vae(torch.cat([clips(ct), clips(ident)]), 60 if q else 1600)
+        vae_sd = {k: v.detach().contiguous() for k, v in vae_module.state_dict().items()}
     write_safetensors_atomic(os.path.join(a.out, "toy_wan21_vae.safetensors"), vae_sd, {"note": "toy WanVAE"})
     vae, clip, clip_features = comfy_parts(vae_sd)
     enc = encoders(vae, clip, clip_features)
     cache = os.path.join(a.work, "cache")
     import shutil
     shutil.rmtree(cache, ignore_errors=True)  # latents depend on the VAE just trained
-    model = train_base(new_dit(), enc, ident, os.path.join(a.work, "base"), 100 if q else 800)
+    model = train_base(new_dit(), enc, [ident, looks], os.path.join(a.work, "base"), 100 if q else 1200)
     model.requires_grad_(False)
     dit_sd = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     write_safetensors_atomic(os.path.join(a.out, "toy_wan21_i2v.safetensors"), dit_sd, {"note": "toy Wan2.1 I2V"})
-    steps_ct, steps_sft = (60, 20) if q else (600, 200)
+    steps_ct, steps_sft = (60, 20) if q else (a.steps_ct, a.steps_sft)
     results = {"vae": vae_roundtrip(vae, ct), "base": evaluate(model, enc, vae, ct, None, True, cache)[0]}
-    token, token_path = train_lora(model, enc, ct, sft, os.path.join(a.work, "lora"), steps_ct, steps_sft, True, cache)
+    token, token_path = train_lora(model, enc, ct, sft, os.path.join(a.work, "lora"), steps_ct, steps_sft, a.rank, True, cache)
     results["token_lora"], frames = evaluate(model, enc, vae, ct, token, True, cache)
     results["token_lora_first_frame"] = evaluate(model, enc, vae, ct, token, True, cache, "first_frame")[0]
-    plain, plain_path = train_lora(model, enc, ct, sft, os.path.join(a.work, "lora"), steps_ct, steps_sft, False, cache)
+    plain, plain_path = train_lora(model, enc, ct, sft, os.path.join(a.work, "lora"), steps_ct, steps_sft, a.rank, False, cache)
     results["plain_lora"] = evaluate(model, enc, vae, ct, plain, False, cache)[0]
     shutil.copy(token_path, os.path.join(a.out, "toy_dreamstyle_token_lora.safetensors"))
     shutil.copy(plain_path, os.path.join(a.out, "toy_dreamstyle_plain_lora.safetensors"))
     results["setup"] = {"styles": STYLES, "size": SIZE, "frames": FRAMES, "dit": [DIM, FFN, LAYERS], "vae_dim": VAE_DIM,
-                        "steps_ct": steps_ct, "steps_sft": steps_sft, "rank": 16, "quick": q}
+                        "steps_ct": steps_ct, "steps_sft": steps_sft, "rank": a.rank, "quick": q}
     with open(os.path.join(a.out, "eval.json"), "w") as f:
         json.dump(results, f, indent=1)
     for k, v in results.items():
