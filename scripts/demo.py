@@ -54,16 +54,29 @@ def style_image(h=64, w=64):
     return img.astype(np.uint8)
 
 
+def dreamstyle_inputs(input_dir, style="thermal"):
+    """The DreamStyle inputs from the toy's own domain: scenes of the synthetic benchmark that toy training
+    held out (never seen), a reference of STYLE as the style image, and the clip's first frame in STYLE."""
+    from dreamstyle.synthetic_benchmark import heldout_scenes, scene_seed, style_references
+    from dreamstyle.synthetic_scenes import make_scene
+    from dreamstyle.synthetic_styles import STYLES
+    from scripts.train_toy_dreamstyle import HELDOUT, SCENES, STYLES as TOY_STYLES
+    if style not in TOY_STYLES:
+        raise ValueError(f"style: the toy was trained on {TOY_STYLES}, got {style!r}")
+    held = sorted(heldout_scenes(SCENES, HELDOUT, 0))
+    clip = make_scene(scene_seed(0, held[0]), 17, 64, 64).render()
+    write_video(os.path.join(input_dir, "dreamstyle_input.mp4"), clip)
+    write_video(os.path.join(input_dir, "dreamstyle_long_input.mp4"), make_scene(scene_seed(0, held[1]), 41, 64, 64).render())
+    Image.fromarray(style_references(style, 1, [0, 99])[0]).save(os.path.join(input_dir, "dreamstyle_style.png"))
+    Image.fromarray(STYLES[style].apply(clip[:1])[0]).save(os.path.join(input_dir, "dreamstyle_first_frame.png"))
+
+
 def demo_inputs(input_dir):
     """Write the demo's input files; returns {name a workflow uses: file name in input_dir}."""
     os.makedirs(input_dir, exist_ok=True)
+    dreamstyle_inputs(input_dir)
     clip = moving_shapes()
-    write_video(os.path.join(input_dir, "dreamstyle_input.mp4"), clip)
-    write_video(os.path.join(input_dir, "dreamstyle_long_input.mp4"), moving_shapes(frames=41, seed=1))
     write_video(os.path.join(input_dir, "dreamstyle_raw.mp4"), moving_shapes(frames=33, h=48, w=64, seed=2))
-    Image.fromarray(style_image()).save(os.path.join(input_dir, "dreamstyle_style.png"))
-    first = (clip[0].astype(np.float32) * 0.4 + style_image(*clip.shape[1:3]).astype(np.float32) * 0.6)
-    Image.fromarray(first.astype(np.uint8)).save(os.path.join(input_dir, "dreamstyle_first_frame.png"))
     write_video(os.path.join(input_dir, "hicast_input.mp4"), clip[:9])
     Image.fromarray(clip[0]).save(os.path.join(input_dir, "hicast_content.png"))
     Image.fromarray(style_image()).save(os.path.join(input_dir, "hicast_style.png"))
@@ -116,11 +129,15 @@ def main():
                 print(f"[demo] {name}: skipped, the demo has no input {', '.join(missing)}")
                 summary[name] = {"skipped": f"no demo input {', '.join(missing)}"}
                 continue
-            wf = tiny_workflow(api, lora_name=TOY_LORA, steps=4, inputs=overrides, size=(64, 48))
+            inference = name.startswith("dreamstyle_") and not name.startswith("dreamstyle_train")
+            wf = tiny_workflow(api, lora_name=TOY_LORA, steps=12 if inference else 4, inputs=overrides,
+                               size=(64, 64) if name.startswith("dreamstyle_") else (64, 48))
             for node in wf.values():
                 for key in ("unet_name", "vae_name"):  # the trained toy Wan instead of the random tiny one
                     if node["inputs"].get(key) in TOY:
                         node["inputs"][key] = TOY[node["inputs"][key]]
+                if inference and "cfg" in node["inputs"]:  # the toy never saw an empty caption: no guidance
+                    node["inputs"]["cfg"] = 1.0
                 if node["class_type"] == "DreamStyleLongVideo":
                     node["inputs"].update(chunk_frames=17, overlap=2)
                 if node["class_type"] == "DreamStyleTrainTokenLoRA":
