@@ -30,6 +30,7 @@ BASE = os.path.join(ROOT, "build", "demo-host")
 TOY = {"tiny_wan21_i2v.safetensors": "toy_dreamstyle_wan21_i2v.safetensors",
        "tiny_wan21_vae.safetensors": "toy_dreamstyle_wan21_vae.safetensors"}
 TOY_LORA = "toy_dreamstyle_token_lora.safetensors"
+DEMO_STYLE = "thermal"  # one of the toy's styles: the style image and first frame of the DreamStyle demo
 
 
 def moving_shapes(frames=17, h=64, w=96, seed=0):
@@ -54,19 +55,20 @@ def style_image(h=64, w=64):
     return img.astype(np.uint8)
 
 
-def dreamstyle_inputs(input_dir, style="thermal"):
+def dreamstyle_inputs(input_dir, style=DEMO_STYLE):
     """The DreamStyle inputs from the toy's own domain: scenes of the synthetic benchmark that toy training
     held out (never seen), a reference of STYLE as the style image, and the clip's first frame in STYLE."""
     from dreamstyle.synthetic_benchmark import heldout_scenes, scene_seed, style_references
     from dreamstyle.synthetic_scenes import make_scene
     from dreamstyle.synthetic_styles import STYLES
-    from scripts.train_toy_dreamstyle import HELDOUT, SCENES, STYLES as TOY_STYLES
+    from scripts.train_toy_dreamstyle import FRAMES, HELDOUT, SCENES, SIZE, STYLES as TOY_STYLES
     if style not in TOY_STYLES:
         raise ValueError(f"style: the toy was trained on {TOY_STYLES}, got {style!r}")
     held = sorted(heldout_scenes(SCENES, HELDOUT, 0))
-    clip = make_scene(scene_seed(0, held[0]), 17, 64, 64).render()
+    clip = make_scene(scene_seed(0, held[0]), FRAMES, SIZE, SIZE).render()  # the length the toy was trained on
     write_video(os.path.join(input_dir, "dreamstyle_input.mp4"), clip)
-    write_video(os.path.join(input_dir, "dreamstyle_long_input.mp4"), make_scene(scene_seed(0, held[1]), 41, 64, 64).render())
+    long_clip = make_scene(scene_seed(0, held[1]), 33, SIZE, SIZE).render()
+    write_video(os.path.join(input_dir, "dreamstyle_long_input.mp4"), long_clip)
     Image.fromarray(style_references(style, 1, [0, 99])[0]).save(os.path.join(input_dir, "dreamstyle_style.png"))
     Image.fromarray(STYLES[style].apply(clip[:1])[0]).save(os.path.join(input_dir, "dreamstyle_first_frame.png"))
 
@@ -118,7 +120,9 @@ def main():
     print(f"[demo] starting ComfyUI on 127.0.0.1 (log: {os.path.join(BASE, 'comfy.log')})")
     port = host.start(BASE, models=models, test_nodes=True)
     client = ComfyClient(f"127.0.0.1:{port}", timeout=1800)
-    summary, sheet_rows = {}, [("input clip", read_video(os.path.join(BASE, "input", "dreamstyle_input.mp4")))]
+    from dreamstyle.synthetic_styles import STYLES
+    clip = read_video(os.path.join(BASE, "input", "dreamstyle_input.mp4"))
+    summary, sheet_rows = {}, [("input clip", clip), (f"{DEMO_STYLE} (exact)", STYLES[DEMO_STYLE].apply(clip))]
     try:
         for path in sorted(glob.glob(os.path.join(ROOT, "workflows", "api", "*.json"))):
             name = os.path.basename(path)[:-5]
@@ -139,7 +143,7 @@ def main():
                 if inference and "cfg" in node["inputs"]:  # the toy never saw an empty caption: no guidance
                     node["inputs"]["cfg"] = 1.0
                 if node["class_type"] == "DreamStyleLongVideo":
-                    node["inputs"].update(chunk_frames=17, overlap=2)
+                    node["inputs"].update(chunk_frames=5, overlap=1)  # chunks of the toy's trained length
                 if node["class_type"] == "DreamStyleTrainTokenLoRA":
                     node["inputs"].update(rank=4, lr=1e-4, accumulation=1, save_every=0, precision="fp32",
                                           lora_name="demo_" + node["inputs"]["lora_name"])
