@@ -24,6 +24,7 @@ copy; the model is then loaded on the CPU and each process moves only its shards
 relative to the config file.
 """
 import argparse
+import gc
 import importlib.util
 import json
 import logging
@@ -137,6 +138,9 @@ def main(argv=None):
         print(json.dumps({"step": result.step, "output": result.lora_path, "losses": result.losses,
                           "cache_hits": result.cache_hits, "cache_misses": result.cache_misses}))
     if world > 1:
+        del trainer, result
+        gc.collect()  # DDP / FSDP state in reference cycles goes while the process group is still alive
+        dist.barrier()  # no process tears down its group while a peer is still in a collective
         dist.destroy_process_group()
     return 0
 
