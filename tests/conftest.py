@@ -96,6 +96,17 @@ def unistyle(comfy):
 
 
 @pytest.fixture(scope="session")
+def test_nodes(comfy):
+    """The test-only nodes (tests/host_nodes: tiny UMT5 / CLIP-L loaders, CLIP-vision stand-in) as a module."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("unistyle_test_nodes", os.path.join(ROOT, "tests", "host_nodes",
+                                                                                      "__init__.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
 def pack_node_ids(unistyle):
     import asyncio
     extension = asyncio.run(unistyle.comfy_entrypoint())

@@ -1,6 +1,5 @@
 """DreamStyleTrainTokenLoRA in the real ComfyUI (in process, CPU) with the tiny Wan2.1-I2V, tiny Wan VAE
 and tiny UMT5 fixtures on a small synthetic benchmark."""
-import importlib.util
 import os
 
 import pytest
@@ -8,19 +7,13 @@ import torch
 
 from dreamstyle.lora_file import read_safetensors
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 
 @pytest.fixture(scope="module")
-def parts(comfy, tiny_models, unistyle, tmp_path_factory):
+def parts(comfy, tiny_models, unistyle, test_nodes, tmp_path_factory):
     import comfy.sd
     import comfy.utils
     import folder_paths
     from dreamstyle.synthetic_benchmark import build_synthetic_benchmark
-    spec = importlib.util.spec_from_file_location("unistyle_test_nodes_train",
-                                                  os.path.join(ROOT, "tests", "host_nodes", "__init__.py"))
-    test_nodes = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(test_nodes)
     model = comfy.sd.load_diffusion_model(os.path.join(tiny_models, "diffusion_models", "tiny_wan21_i2v.safetensors"))
     sd, meta = comfy.utils.load_torch_file(os.path.join(tiny_models, "vae", "tiny_wan21_vae.safetensors"),
                                            return_metadata=True)

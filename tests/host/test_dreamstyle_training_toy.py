@@ -60,11 +60,10 @@ def test_toy_dit_and_token_lora_load_with_the_stock_loaders(comfy, tiny_models, 
 
 
 @pytest.mark.slow
-def test_toy_token_lora_moves_heldout_scenes_towards_the_style_through_the_nodes(comfy, tiny_models, unistyle):
+def test_toy_token_lora_moves_heldout_scenes_towards_the_style_through_the_nodes(tiny_models, unistyle, test_nodes):
     """Learning evidence through the host: DreamStyleConditioning + the toy token LoRA + a stock KSampler
     (euler, 12 steps, shift 5, no guidance) + DreamStyleDecode, on the toy benchmark's held-out pairs (style
     image condition). Same scores as scripts/train_toy_dreamstyle.py (docs/dreamstyle_training.md)."""
-    import importlib.util
     import comfy.sd
     import comfy.utils
     import nodes
@@ -73,10 +72,6 @@ def test_toy_token_lora_moves_heldout_scenes_towards_the_style_through_the_nodes
     from dreamstyle.synthetic_benchmark import synthetic_pairs
     from scripts.train_toy_dreamstyle import FRAMES, HELDOUT, SCENES, SIZE, STYLES
     from unistyle_pack.nodes import dreamstyle as ds
-    spec = importlib.util.spec_from_file_location("unistyle_test_nodes_toy", os.path.join(
-        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "host_nodes", "__init__.py"))
-    test_nodes = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(test_nodes)
     clip = test_nodes.TinyUMT5Loader.execute(clip_name="tiny_umt5.safetensors").result[0]
     sd, meta = comfy.utils.load_torch_file(os.path.join(tiny_models, "vae", "toy_dreamstyle_wan21_vae.safetensors"),
                                            return_metadata=True)

@@ -1,13 +1,10 @@
 """HiCAST nodes in the real ComfyUI (in process, CPU) on the tiny SD1.5 fixture."""
 import importlib
-import importlib.util
 import logging
 import os
 
 import pytest
 import torch
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope="module")
@@ -128,11 +125,8 @@ def test_zero_initialised_temporal_layers_leave_video_output_bit_identical(hc, s
     assert not torch.equal(sample(trained, pos, neg, frames=3), sample(model, pos, neg, frames=3))
 
 
-def test_tiny_clip_loader_gives_sd15_text_conditioning(hc, sd15):
+def test_tiny_clip_loader_gives_sd15_text_conditioning(hc, sd15, test_nodes):
     import nodes
-    spec = importlib.util.spec_from_file_location("unistyle_test_nodes", os.path.join(ROOT, "tests", "host_nodes", "__init__.py"))
-    test_nodes = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(test_nodes)
     clip = run(test_nodes.TinyCLIPLoader, clip_name="tiny_clip_l.safetensors")[0]
     assert type(clip.tokenizer).__name__ == "SD1Tokenizer"
     oil, ink = (nodes.CLIPTextEncode().encode(clip, text)[0] for text in ("an oil painting", "an ink drawing"))
