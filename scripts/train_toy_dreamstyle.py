@@ -43,8 +43,7 @@ def log(msg, t0=[time.time()]):
 
 
 def build_data(base, quick):
-    from dreamstyle.dataset_writer import DatasetWriter, PairData
-    from dreamstyle.synthetic_benchmark import build_synthetic_benchmark, synthetic_pairs
+    from dreamstyle.synthetic_benchmark import build_synthetic_benchmark
     scenes = 8 if quick else SCENES
     ct = os.path.join(base, "ct")
     build_synthetic_benchmark(ct, scenes=scenes, styles=STYLES, frames=FRAMES, height=SIZE, width=SIZE, refs=2,
@@ -52,21 +51,25 @@ def build_data(base, quick):
     sft = os.path.join(base, "sft")
     build_synthetic_benchmark(sft, scenes=4, styles=STYLES, frames=FRAMES, height=SIZE, width=SIZE, refs=2,
                               heldout=0.0, seed=1)
-    ident = os.path.join(base, "identity")
-    writer = DatasetWriter(ident)
-    for p in synthetic_pairs(scenes=scenes, styles=STYLES[:1], frames=FRAMES, height=SIZE, width=SIZE, refs=2,
-                             heldout=0.0, seed=2):
-        if p.id not in writer:
-            writer.append(PairData(p.id, p.raw, p.raw, [p.raw[0], p.raw[-1]], caption_ns=p.caption_ns,
-                                   caption_sty=p.caption_ns, fps=16.0, split="train"))
-    looks = os.path.join(base, "looks")
-    writer = DatasetWriter(looks)
-    for p in synthetic_pairs(scenes=scenes, styles=STYLES, frames=FRAMES, height=SIZE, width=SIZE, refs=2,
-                             heldout=0.0, seed=3):
-        if p.id not in writer:
-            writer.append(PairData(p.id, p.stylized, p.stylized, p.refs, caption_ns=p.caption_sty,
-                                   caption_sty=p.caption_sty, fps=16.0, split="train"))
+    ident = identity_set(os.path.join(base, "identity"), scenes, STYLES[:1], seed=2, looks=False)
+    looks = identity_set(os.path.join(base, "looks"), scenes, STYLES, seed=3, looks=True)
     return ct, sft, ident, looks
+
+
+def identity_set(folder, scenes, styles, seed, looks):
+    """Pairs whose stylized video is the raw video (x^sty = x^raw) for the base copier: the benchmark's raw
+    clips with their content captions or, with LOOKS, its clips in a style with the style captions."""
+    from dreamstyle.dataset_writer import DatasetWriter, PairData
+    from dreamstyle.synthetic_benchmark import synthetic_pairs
+    writer = DatasetWriter(folder)
+    for p in synthetic_pairs(scenes=scenes, styles=styles, frames=FRAMES, height=SIZE, width=SIZE, refs=2,
+                             heldout=0.0, seed=seed):
+        if p.id not in writer:
+            video, refs, caption = (p.stylized, p.refs, p.caption_sty) if looks else \
+                (p.raw, [p.raw[0], p.raw[-1]], p.caption_ns)
+            writer.append(PairData(p.id, video, video, refs, caption_ns=caption, caption_sty=caption, fps=16.0,
+                                   split="train"))
+    return folder
 
 
 def clips(folder):
@@ -199,6 +202,12 @@ def train_base(model, enc, datasets, run_dir, steps):
     return model
 
 
+def progress_log(label, every):
+    """A trainer progress callback that logs every EVERY steps and the last."""
+    return lambda step, steps, loss: (step % every == 0 or step == steps) and log(
+        f"{label} step {step}/{steps}: loss {loss:.4f}")
+
+
 def train_lora(model, enc, ct, sft, run_dir, steps_ct, steps_sft, rank, token_specific, cache):
     from dreamstyle.training import DreamStyleTrainer, TrainConfig
     kind = "token" if token_specific else "plain"
@@ -206,12 +215,12 @@ def train_lora(model, enc, ct, sft, run_dir, steps_ct, steps_sft, rank, token_sp
     ct_out = os.path.join(run_dir, f"ct_{kind}.safetensors")
     t = DreamStyleTrainer(model, enc, ct, TrainConfig(stage="CT", steps=steps_ct, lr=2e-3, **common),
                           os.path.join(run_dir, f"ct_{kind}"), cache_dir=cache, resume=False,
-                          progress=lambda s, n, l: (s % 100 == 0 or s == n) and log(f"CT {kind} step {s}/{n}: loss {l:.4f}"))
+                          progress=progress_log(f"CT {kind}", 100))
     t.run(ct_out)
     sft_out = os.path.join(run_dir, f"sft_{kind}.safetensors")
     t = DreamStyleTrainer(model, enc, sft, TrainConfig(stage="SFT", steps=steps_sft, lr=1e-3, **common),
                           os.path.join(run_dir, f"sft_{kind}"), init_lora=ct_out, cache_dir=cache, resume=False,
-                          progress=lambda s, n, l: (s % 50 == 0 or s == n) and log(f"SFT {kind} step {s}/{n}: loss {l:.4f}"))
+                          progress=progress_log(f"SFT {kind}", 50))
     result = t.run(sft_out)
     return result.loras, sft_out
 
@@ -261,7 +270,7 @@ def evaluate(model, enc, vae, dataset, loras, token_specific, cache, condition="
     d_raw, d_out = 1 - mean["style_raw"], 1 - mean["style_out"]
     mean.update(style_distance_raw=d_raw, style_distance_out=d_out, style_distance_reduction=1 - d_out / d_raw,
                 pairs=len(rows), condition=condition)
-    return mean, frames
+    return mean
 
 
 def vae_roundtrip(vae, dataset):
@@ -319,16 +328,17 @@ def main(argv=None):
     dit_sd = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     write_safetensors_atomic(os.path.join(a.out, "toy_wan21_i2v.safetensors"), dit_sd, {"note": "toy Wan2.1 I2V"})
     steps_ct, steps_sft = (60, 20) if q else (a.steps_ct, a.steps_sft)
-    results = {"vae": vae_roundtrip(vae, ct), "base": evaluate(model, enc, vae, ct, None, True, cache)[0]}
-    token, token_path = train_lora(model, enc, ct, sft, os.path.join(a.work, "lora"), steps_ct, steps_sft, a.rank, True, cache)
-    results["token_lora"], frames = evaluate(model, enc, vae, ct, token, True, cache)
-    results["token_lora_first_frame"] = evaluate(model, enc, vae, ct, token, True, cache, "first_frame")[0]
-    plain, plain_path = train_lora(model, enc, ct, sft, os.path.join(a.work, "lora"), steps_ct, steps_sft, a.rank, False, cache)
-    results["plain_lora"] = evaluate(model, enc, vae, ct, plain, False, cache)[0]
+    results = {"vae": vae_roundtrip(vae, ct), "base": evaluate(model, enc, vae, ct, None, True, cache)}
+    lora_dir = os.path.join(a.work, "lora")
+    token, token_path = train_lora(model, enc, ct, sft, lora_dir, steps_ct, steps_sft, a.rank, True, cache)
+    results["token_lora"] = evaluate(model, enc, vae, ct, token, True, cache)
+    results["token_lora_first_frame"] = evaluate(model, enc, vae, ct, token, True, cache, "first_frame")
+    plain, plain_path = train_lora(model, enc, ct, sft, lora_dir, steps_ct, steps_sft, a.rank, False, cache)
+    results["plain_lora"] = evaluate(model, enc, vae, ct, plain, False, cache)
     shutil.copy(token_path, os.path.join(a.out, "toy_dreamstyle_token_lora.safetensors"))
     shutil.copy(plain_path, os.path.join(a.out, "toy_dreamstyle_plain_lora.safetensors"))
-    results["setup"] = {"styles": STYLES, "size": SIZE, "frames": FRAMES, "dit": [DIM, FFN, LAYERS], "vae_dim": VAE_DIM,
-                        "steps_ct": steps_ct, "steps_sft": steps_sft, "rank": a.rank, "quick": q}
+    results["setup"] = {"styles": STYLES, "size": SIZE, "frames": FRAMES, "dit": [DIM, FFN, LAYERS],
+                        "vae_dim": VAE_DIM, "steps_ct": steps_ct, "steps_sft": steps_sft, "rank": a.rank, "quick": q}
     with open(os.path.join(a.out, "eval.json"), "w") as f:
         json.dump(results, f, indent=1)
     for k, v in results.items():
