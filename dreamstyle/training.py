@@ -93,6 +93,10 @@ class TrainConfig:
         if self.lr <= 0:
             raise ValueError(f"lr: expected a positive learning rate, got {self.lr}")
 
+    def shards_base(self, world):
+        """Whether the base is sharded: shard_base asks for it and there are several processes to share it."""
+        return self.shard_base != "none" and world > 1
+
     def to_dict(self):
         d = dataclasses.asdict(self)
         d["ratio"] = list(self.ratio)
@@ -281,8 +285,8 @@ class DreamStyleTrainer:
         param = next(model.parameters())
         self.device = param.device if device is None else torch.device(device)
         self.dtype = param.dtype if param.dtype.is_floating_point else torch.float32
-        self.shard = config.shard_base != "none" and self.world > 1
-        if config.shard_base != "none" and self.world == 1:
+        self.shard = config.shards_base(self.world)
+        if config.shard_base != "none" and not self.shard:
             log.warning("DreamStyle training: shard_base %r needs several processes (torchrun); this one process "
                         "trains on the whole, unsharded base", config.shard_base)
         if not self.shard and param.device != self.device:

@@ -111,7 +111,7 @@ def main(argv=None):
         train["steps"] = a.steps
     cfg = TrainConfig.from_dict(train)
     opts = config.get("model", {})
-    load_device = torch.device("cpu") if world > 1 and cfg.shard_base != "none" else device
+    load_device = torch.device("cpu") if cfg.shards_base(world) else device
     if "factory" in opts:
         model, encoders = load_factory(opts["factory"], base)(config)
         model = model.to(load_device)
