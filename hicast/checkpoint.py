@@ -91,3 +91,16 @@ def load_checkpoint(path, job=None):
         return _decode(json.loads(meta["hicast_resume"]), tensors)
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"resume state {os.path.basename(path)}: damaged ({e}); delete it to restart") from e
+
+
+def fingerprint(*tensors):
+    """A short SHA-256 of tensors' shapes and values: the data identity a resume is checked against."""
+    h = hashlib.sha256()
+    for t in tensors:
+        if t is None:
+            h.update(b"none|")
+            continue
+        t = t.detach().float().cpu().contiguous()
+        h.update(f"{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]

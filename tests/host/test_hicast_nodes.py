@@ -117,7 +117,7 @@ def test_zero_initialised_temporal_layers_leave_video_output_bit_identical(hc, s
     from unistyle_pack.hicast.temporal_layers import TemporalLayers
     model, _ = sd15
     pos, neg = style_cond(hc)
-    fresh = {"kind": "temporal_layers", "name": "fresh", "module": TemporalLayers([320, 320]).eval(), "map_type": "video"}
+    fresh = hc.hicast_module("temporal_layers", "fresh", TemporalLayers([320, 320]), "video")
     video = run(hc.HiCASTApplyTemporalLayers, model=model, temporal_layers=fresh)[0]
     assert torch.equal(sample(video, pos, neg, frames=3), sample(model, pos, neg, frames=3))
     trained = run(hc.HiCASTApplyTemporalLayers, model=model,
@@ -151,11 +151,12 @@ def test_training_nodes_write_loadable_files(hc, tiny_models):
     maps = run(hc.HiCASTEdgeMap, image=content, method="soft_edge", low_threshold=0, high_threshold=0, soft_sigma=1.0)[0]
     with torch.inference_mode():  # as ComfyUI runs nodes
         adapter, encoder, loss = run(hc.HiCASTTrainAdapter, model=model, vae=vae, content_images=content, maps=maps,
-                                     style_image=photo(seed=8), conditioning=pos, output_name="test_hc_adapter.safetensors",
-                                     map_type="edge", steps=2, learning_rate=1e-4, seed=0)
+                                     style_images=photo(seed=8), conditioning=pos, output_name="test_hc_adapter.safetensors",
+                                     overwrite=False, map_type="edge", loss_net=hc.RANDOM_FEATURES, steps=2, batch_size=1,
+                                     learning_rate=1e-4, seed=0)
         layers, loss_h = run(hc.HiCASTTrainTemporalLayers, model=model, vae=vae, video=content.repeat(2, 1, 1, 1),
-                             conditioning=pos, output_name="test_hc_temporal.safetensors", clip_frames=3, steps=2,
-                             learning_rate=1e-4, lambda_local=0.1, seed=0)
+                             conditioning=pos, output_name="test_hc_temporal.safetensors", overwrite=False, clip_frames=3,
+                             steps=2, learning_rate=1e-4, lambda_local=0.1, seed=0)
     assert torch.isfinite(torch.tensor([loss, loss_h])).all()
     try:
         for name in ("test_hc_adapter.safetensors", "test_hc_adapter_style_encoder.safetensors", "test_hc_temporal.safetensors"):
@@ -190,5 +191,5 @@ def test_pose_node_runs_a_user_onnx_model_from_models_hicast_pose(hc, tmp_path):
     assert pose.shape == image.shape
     ys, xs = torch.nonzero(pose[0].sum(-1)).T.float()
     assert abs(xs.mean().item() - 72) <= 8 and abs(ys.mean().item() - 48) <= 8 and xs.max() - xs.min() <= 12
-    with pytest.raises(FileNotFoundError, match="hicast_pose"):
+    with pytest.raises(ValueError, match="pose_model: 'missing.onnx' is not in models/hicast_pose"):
         run(hc.HiCASTPoseMap, pose_model="missing.onnx", **args)
