@@ -43,6 +43,7 @@ def _usable(node):
 
 
 def all_nodes():
+    backends.check_opencv()
     nodes = []
     for name in FAMILY_MODULES:
         module = _import_family(name)
