@@ -5,6 +5,8 @@ FAMILY_MODULES = ("dreamstyle", "dreamstyle_data", "dreamstyle_training", "hicas
 
 
 def all_nodes():
+    """Every family's nodes, each refusing NaN/inf in its numeric and tensor inputs (nodes/finite_inputs.py)."""
+    from .finite_inputs import checked
     nodes = []
     for name in FAMILY_MODULES:
         try:
@@ -13,5 +15,5 @@ def all_nodes():
             if e.name == f"{__name__}.{name}":
                 continue  # that family has no nodes yet
             raise
-        nodes.extend(module.NODES)
+        nodes.extend(checked(node) for node in module.NODES)
     return nodes
