@@ -45,6 +45,7 @@ def _usable(node):
 def all_nodes():
     """Every family's nodes, each refusing NaN/inf in its numeric and tensor inputs (nodes/finite_inputs.py)."""
     from .finite_inputs import checked
+    backends.check_opencv()
     nodes = []
     for name in FAMILY_MODULES:
         module = _import_family(name)
