@@ -24,6 +24,7 @@ from ..hicast.temporal_layers import TemporalInjection, TemporalLayers
 from ..hicast.temporal_smoothing import temporal_smooth
 from ..hicast.temporal_training import train_temporal_layers
 from ..hicast.unet_levels import encoder_levels
+from .backends import missing, onnxruntime_providers
 
 CATEGORY = "UniStyle/HiCAST"
 ADAPTERS, DEPTH, POSE = "hicast_adapters", "hicast_depth", "hicast_pose"
@@ -99,6 +100,8 @@ class HiCASTEdgeMap(io.ComfyNode):
 
 
 class HiCASTSegmentationMap(io.ComfyNode):
+    BACKENDS = ("mediapipe",)
+
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -116,18 +119,25 @@ class HiCASTSegmentationMap(io.ComfyNode):
 
 
 def pose_choices():
-    return [MEDIAPIPE] + [f for root in folder_paths.get_folder_paths(POSE) for f in onnx_model_files(root)]
+    """mediapipe's model and the .onnx files in models/hicast_pose, each only when its runtime imports."""
+    builtin = [] if missing("mediapipe") else [MEDIAPIPE]
+    onnx = [] if missing("onnxruntime") else [f for root in folder_paths.get_folder_paths(POSE)
+                                              for f in onnx_model_files(root)]
+    return builtin + onnx or [NONE_INSTALLED]
 
 
 class HiCASTPoseMap(io.ComfyNode):
+    BACKENDS = ("mediapipe", "onnxruntime")
+
     @classmethod
     def define_schema(cls):
+        choices = pose_choices()
         return io.Schema(
             node_id="HiCASTPoseMap", display_name="HiCAST Pose Map", category=CATEGORY,
             description="OpenPose-coloured body skeleton from mediapipe's bundled pose model or an OpenPose-style "
                         "ONNX body model in models/hicast_pose.",
             inputs=[io.Image.Input("image", tooltip="Image or video frames."),
-                    io.Combo.Input("pose_model", options=pose_choices(), default=MEDIAPIPE,
+                    io.Combo.Input("pose_model", options=choices, default=choices[0],
                                    tooltip="mediapipe's bundled model, or an .onnx in models/hicast_pose (BGR image "
                                            "[1, 3, H, W] -> keypoint heatmaps [1, 18|19, h, w], e.g. OpenPose body)."),
                     io.Float.Input("min_visibility", default=0.5, min=0.0, max=1.0, step=0.05,
@@ -148,7 +158,7 @@ class HiCASTPoseMap(io.ComfyNode):
             return io.NodeOutput(pose_map(images, min_visibility, stick_width))
         folder = folder_paths.get_folder_paths(POSE)[0]
         path = folder_paths.get_full_path(POSE, pose_model) or os.path.join(folder, pose_model)
-        session = load_onnx_pose(path, folder)
+        session = load_onnx_pose(path, folder, onnxruntime_providers())
         return io.NodeOutput(onnx_pose_map(session, images, heatmap_threshold, stick_width, detect_resolution,
                                            progress=progress_bar(images.shape[0])))
 
