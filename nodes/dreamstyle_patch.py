@@ -6,6 +6,8 @@ ComfyUI mechanisms only, nothing of the received model edited:
   LoRA are dropped, so nothing of it stays on the GPU once ComfyUI unloads the model;
 - an APPLY_MODEL wrapper checks, where the model first sees the noisy latent and the conditioning
   together, that they belong to one DreamStyleConditioning layout (the pack's error, not a torch one);
+- torch.compile: see the dynamo setting below; the routing itself is tensor ops (no graph break) and the
+  strength a tensor;
 - a DIFFUSION_MODEL wrapper reads the call's per-frame token types, which DreamStyleConditioning sends
   as the model condition `dreamstyle_frame_types` ([B, T], batched by ComfyUI like any condition, so
   cond and uncond each carry their own), and routes the hooks for that forward.
@@ -25,6 +27,11 @@ import comfy.patcher_extension
 
 from ..dreamstyle.layout import VIDEO
 from ..dreamstyle.token_lora import TokenLoRAHooks, tokens_per_frame
+
+# torch.compile'd code does not see forward hooks added after it was compiled unless dynamo guards module
+# hooks (by default it skips those guards): TorchCompileModel then the token LoRA would silently run the
+# model without the LoRA. With the guards, either order recompiles where the hooks changed and stays exact.
+torch._dynamo.config.skip_nnmodule_hook_guards = False
 
 FRAME_TYPES_KEY = "dreamstyle_frame_types"
 LAYOUT_ID_KEY = "dreamstyle_layout_id"
@@ -50,7 +57,8 @@ class TokenLoRAInjection:
         return self  # ModelPatcher.clone deep-copies model_options (where the wrappers live): share, never copy
 
     def inject(self, patcher):
-        self.hooks.attach(patcher.model.diffusion_model)
+        dm = patcher.model.diffusion_model
+        self.hooks.attach(getattr(dm, "_orig_mod", dm))  # ComfyUI 0.3.52's TorchCompileModel object-patches it
 
     def eject(self, patcher):
         self.hooks.detach()
