@@ -21,6 +21,7 @@ from ..dreamstyle.token_lora import TokenLoRA, adapted_layer_names, linear_shape
 from ..dreamstyle.video_padding import crop_video, fit_image, pad_video
 from .dreamstyle_patch import FRAME_TYPES_KEY, apply_token_lora
 from .guards import NodeInputError, finite, model_file
+from .search import search_aliases
 
 CATEGORY = "UniStyle/DreamStyle"
 LAYOUT_KEY = "dreamstyle_layout"
@@ -163,7 +164,8 @@ class DreamStyleConditioning(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="DreamStyleConditioning",
-            display_name="DreamStyle Conditioning",
+            display_name="DreamStyle Stylize Video: style transfer conditioning",
+            **search_aliases("stylize video", "video style transfer", "style transfer"),
             category=CATEGORY,
             description="Injects the original video (channel-wise, mask 0), an optional stylized first frame "
                         "(prepended, mask 1) and an optional style image (appended, mask 1, plus its CLIP-vision "
@@ -237,7 +239,7 @@ class DreamStyleTrimLatent(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="DreamStyleTrimLatent",
-            display_name="DreamStyle Trim Latent",
+            display_name="DreamStyle Trim Condition Frames",
             category=CATEGORY,
             description="Removes the prepended first-frame and appended style-image latent frames after sampling, "
                         "so the stock VAEDecode decodes only the video.",
@@ -255,7 +257,7 @@ class DreamStyleDecode(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="DreamStyleDecode",
-            display_name="DreamStyle Decode",
+            display_name="DreamStyle Decode Stylized Video",
             category=CATEGORY,
             description="Trims the condition frames, decodes with the VAE and cuts the padding, giving exactly the "
                         "input video's frame count and size.",
@@ -274,7 +276,8 @@ class DreamStyleLongVideo(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="DreamStyleLongVideo",
-            display_name="DreamStyle Long Video",
+            display_name="DreamStyle Stylize Video (long, in chunks)",
+            **search_aliases("stylize video", "long video style transfer"),
             category=CATEGORY,
             description="Stylizes a video of any length in chunks of at most 81 frames that overlap by at least one "
                         "frame. Each chunk after the first takes, as its stylized first frame, the stitched output "

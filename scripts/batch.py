@@ -46,7 +46,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from dreamstyle.dataset_media import fsync_path, sha256_file  # noqa: E402
 from scripts.batch_manifest import Manifest, client_id_of, fold  # noqa: E402
 from scripts.batch_outputs import item_dir, output_name, unreadable  # noqa: E402
-from scripts.comfy_client import ComfyServer, Limits, PromptResult, ServerGone, UploadRefused  # noqa: E402
+from scripts.comfy_client import (ComfyServer, Limits, LocalFileError, PromptResult, ServerGone,  # noqa: E402
+                                  UploadRefused)
 
 UPLOAD_SUBFOLDER = "unistyle_batch"
 
@@ -152,7 +153,7 @@ def list_inputs(input_dir, glob, out_dir):
 class Batch:
     def __init__(self, workflow, maps, out_dir, servers, opts, log, progress):
         self.workflow, self.maps, self.out_dir, self.opts, self.log = workflow, maps, out_dir, opts, log
-        self.servers = servers
+        self.servers = list(servers)  # the usable ones (open() drops a server missing nodes)
         self.counts = {s.name: {"ok": 0, "failed": 0, "moved": 0} for s in servers}
         self.inflight = {s.name: set() for s in servers}
         self.results = {}  # item -> ("ok" | "skipped" | "failed", detail)
@@ -168,8 +169,8 @@ class Batch:
         if self.progress is not None:
             self.progress.update(1)
             self.progress.set_postfix_str(" ".join(
-                f"{name}:{c['ok']}ok/{c['failed']}failed/{len(self.inflight[name])}busy"
-                + ("/GONE" if s.gone else "") for s, (name, c) in zip(self.servers, self.counts.items())))
+                f"{s.name}:{self.counts[s.name]['ok']}ok/{self.counts[s.name]['failed']}failed/"
+                f"{len(self.inflight[s.name])}busy" + ("/GONE" if s.gone else "") for s in self.servers))
         if status == "failed":
             self.log(f"{item.rel}: FAILED: {detail}")
 
@@ -211,6 +212,8 @@ class Batch:
             self._fail(item, server, e.kind, str(e), prompt_id)
         except UploadRefused as e:
             self._fail(item, server, "upload", str(e), prompt_id)
+        except (LocalFileError, OSError) as e:  # network errors arrive as ServerGone: this is this machine's disk
+            self._fail(item, server, "local_io", f"{type(e).__name__}: {e}", prompt_id)
         except (ServerGone, PromptLost) as e:
             reason = str(e) if isinstance(e, PromptLost) else server.gone
             item.moves += 1
@@ -222,6 +225,8 @@ class Batch:
             else:
                 self.log(f"{item.rel}: {reason}; queued again")
                 return "requeue"
+        except Exception as e:  # a malformed answer must cost one item, not the batch
+            self._fail(item, server, "client_error", f"{type(e).__name__}: {e}", prompt_id)
         return None
 
     async def _wait(self, server, prompt_id):
@@ -246,6 +251,9 @@ class Batch:
     async def _collect(self, server, item, result):
         """Download every expected output node's files into staging, check them, then move the folder in place."""
         wanted = self.opts.outputs or self.expected
+        if not wanted:
+            raise ItemFailed("missing_output", "no output node known: the servers' /object_info marks none of the "
+                                               "workflow's nodes as an output (name them with --outputs)")
         missing = [n for n in wanted if not _files_of(result.outputs.get(n, {}))]
         if missing:
             raise ItemFailed("missing_output", "; ".join(
@@ -336,7 +344,8 @@ class Batch:
                     pending.appendleft(item)
 
     async def open(self, records):
-        """Probe every server; find the workflow's output nodes; returns False when no server answers."""
+        """Probe every server, drop those missing nodes others have, find the workflow's output nodes.
+        Returns False when no server answers."""
         alive = await asyncio.gather(*(s.answers() for s in self.servers))
         for s, ok in zip(self.servers, alive):
             if not ok:
@@ -344,14 +353,28 @@ class Batch:
                 self.log(f"server {s.name} does not answer; going on without it (probed again every "
                          f"{self.opts.reprobe:g}s)")
         live = [s for s in self.servers if not s.gone]
-        if not live:
+        classes = sorted({n.get("class_type") for n in self.workflow.values()})
+
+        async def node_info(server):
+            info = {}
+            for cls in classes:
+                info.update(await server.get_json(f"/object_info/{cls}"))
+            return info
+        infos = dict(zip(live, await asyncio.gather(*(node_info(s) for s in live), return_exceptions=True)))
+        infos = {s: i for s, i in infos.items() if not isinstance(i, BaseException)}
+        union = {}
+        for info in infos.values():
+            union.update(info)
+        for s in live:
+            lacks = sorted(set(union) - set(infos.get(s, union)))
+            if lacks:  # it would reject every prompt another server can run
+                self.log(f"server {s.name} lacks node(s) {', '.join(lacks)} that another server has; not used")
+                self.servers.remove(s)
+        if not any(not s.gone for s in self.servers):
             return False
         if not self.opts.outputs:
-            info = {}
-            for cls in sorted({n.get("class_type") for n in self.workflow.values()}):
-                info.update(await live[0].get_json(f"/object_info/{cls}"))
             self.expected = [node for node in sorted(self.workflow, key=lambda k: (len(k), k))
-                             if info.get(self.workflow[node].get("class_type"), {}).get("output_node")]
+                             if union.get(self.workflow[node].get("class_type"), {}).get("output_node")]
         self.client_id = client_id_of(records) or str(uuid.uuid4())
         return True
 

@@ -175,7 +175,18 @@ class UploadRefused(RuntimeError):
     """The server answered, and refused the upload (too large for its --max-upload-size, bad name, ...)."""
 
 
+class LocalFileError(Exception):
+    """Reading an input or writing a download failed on this machine (not the server's fault)."""
+
+
 TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+
+def _local(what, fn, *args):
+    try:
+        return fn(*args)
+    except OSError as e:
+        raise LocalFileError(f"{what}: {e}") from e
 
 
 @dataclass
@@ -262,13 +273,13 @@ class ComfyServer:
     async def upload(self, path, name, subfolder=""):
         """Upload PATH as input/SUBFOLDER/NAME (overwriting: give content-addressed names); returns the name
         a loader node takes ("SUBFOLDER/NAME")."""
-        size = os.path.getsize(path)
+        size = _local(f"cannot read {path}", os.path.getsize, path)
         if size > self.limits.max_upload_mb * 2 ** 20:
             raise UploadRefused(f"{path} is {size / 2 ** 20:.1f} MB, more than the upload limit "
                                 f"({self.limits.max_upload_mb:g} MB, --max-upload-mb)")
 
         async def attempt():
-            with open(path, "rb") as f:
+            with _local(f"cannot read {path}", open, path, "rb") as f:
                 data = aiohttp.FormData()
                 data.add_field("image", f, filename=name)
                 data.add_field("subfolder", subfolder)
@@ -327,9 +338,9 @@ class ComfyServer:
             async with self._session.get(self.base + "/view", params=params) as r:
                 if r.status != 200:
                     return f"GET /view {filename}: HTTP {r.status}"
-                with open(tmp, "wb") as f:
+                with _local(f"cannot write {tmp}", open, tmp, "wb") as f:
                     async for block in r.content.iter_chunked(1 << 20):
-                        f.write(block)
-            os.replace(tmp, dest)
+                        _local(f"cannot write {tmp}", f.write, block)
+            _local(f"cannot write {dest}", os.replace, tmp, dest)
             return None
         return await self._retrying(f"download {filename}", attempt)
