@@ -25,6 +25,7 @@ from ..hicast.temporal_smoothing import temporal_smooth
 from ..hicast.temporal_training import train_temporal_layers
 from ..hicast.unet_levels import encoder_levels
 from .backends import missing, onnxruntime_providers
+from .search import search_aliases
 
 CATEGORY = "UniStyle/HiCAST"
 ADAPTERS, DEPTH, POSE = "hicast_adapters", "hicast_depth", "hicast_pose"
@@ -241,7 +242,8 @@ class HiCASTApplyStyleAdapters(io.ComfyNode):
                       io.Float.Input(f"weight_{i}", default=1.0, min=-5.0, max=5.0, step=0.05,
                                      tooltip=f"Weight of adapter {i}'s features; 0 turns it off.")]
         return io.Schema(
-            node_id="HiCASTApplyStyleAdapters", display_name="HiCAST Apply Style Adapters", category=CATEGORY,
+            node_id="HiCASTApplyStyleAdapters", display_name="HiCAST Style Transfer (apply adapters)",
+            **search_aliases("style transfer", "image style transfer", "stylize image"), category=CATEGORY,
             description="Add weighted adapter features to the UNet encoder and the style image as extra cross-attention "
                         "tokens. All weights 0 and style scale 0 return the unpatched model.",
             inputs=[io.Model.Input("model", tooltip="An SD-family model (e.g. SD1.5)."), *slots,
@@ -285,7 +287,8 @@ class HiCASTStyleConditioning(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id="HiCASTStyleConditioning", display_name="HiCAST Style Conditioning", category=CATEGORY,
+            node_id="HiCASTStyleConditioning", display_name="HiCAST Style Transfer Conditioning",
+            **search_aliases("style transfer"), category=CATEGORY,
             description="Text-free HiCAST: the style tokens f_s are the whole cross-attention condition "
                         "(positive = lambda * f_s, negative = zeros of the same shape).",
             inputs=[HiCASTModule.Input("style_encoder", tooltip="The HiCAST style encoder file."),
@@ -311,7 +314,8 @@ class HiCASTApplyTemporalLayers(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id="HiCASTApplyTemporalLayers", display_name="HiCAST Apply Temporal Layers", category=CATEGORY,
+            node_id="HiCASTApplyTemporalLayers", display_name="HiCAST Stylize Video (temporal layers)",
+            **search_aliases("stylize video", "video style transfer"), category=CATEGORY,
             description="Video AST: attention across the frames of the latent batch after each encoder level.",
             inputs=[io.Model.Input("model", tooltip="An SD-family model, optionally already patched with adapters."),
                     HiCASTModule.Input("temporal_layers", tooltip="A HiCAST temporal-layers file.")],
