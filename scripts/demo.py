@@ -97,15 +97,16 @@ def referenced_inputs(api):
 def contact_sheet(rows, path, cell=96):
     """rows: [(label, uint8 [N, H, W, 3])] -> one PNG with up to 6 evenly spaced frames per row; a label
     is written whole (the label column fits the longest one)."""
-    from PIL import ImageDraw
+    from PIL import ImageDraw, ImageFont
     cols = 6
+    font = ImageFont.load_default(size=13)  # a FreeType font: the bitmap default squeezes out the spaces
     draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    left = 16 + max(int(draw.textlength(label)) for label, _ in rows)
+    left = 16 + max(int(draw.textlength(label, font=font)) for label, _ in rows)
     sheet = Image.new("RGB", (left + cols * (cell + 4), len(rows) * (cell + 8) + 8), (250, 250, 250))
     draw = ImageDraw.Draw(sheet)
     for r, (label, frames) in enumerate(rows):
         y = 8 + r * (cell + 8)
-        draw.text((6, y + cell // 2 - 6), label, fill=(0, 0, 0))
+        draw.text((6, y + cell // 2 - 7), label, fill=(0, 0, 0), font=font)
         for c, i in enumerate(np.linspace(0, len(frames) - 1, min(cols, len(frames))).round().astype(int)):
             im = Image.fromarray(frames[i])
             im.thumbnail((cell, cell))
@@ -136,15 +137,15 @@ def family_rows(outputs, input_dir):
         rows += [("HiCAST content image", still(os.path.join(input_dir, "hicast_content.png"))),
                  ("HiCAST style image", still(os.path.join(input_dir, "hicast_style.png")))]
         rows += [("HiCAST edge map", still(p)) for p in edges[:1]]
-        rows.append(("HiCAST stylized image", still(image[0])))
+        rows.append(("HiCAST stylized image (random tiny weights)", still(image[0])))
     video = [p for p in outputs.get("hicast_video_ast", []) if p.endswith(".mp4")]
     if video:
         rows += [("HiCAST input video", read_video(os.path.join(input_dir, "hicast_input.mp4"))),
-                 ("HiCAST stylized video", read_video(video[0]))]
+                 ("HiCAST stylized video (random tiny weights)", read_video(video[0]))]
     for name in ("stylemotif_text_style_motion", "stylemotif_style_transfer", "stylemotif_text_style_blend"):
         frames = sorted(p for p in outputs.get(name, []) if p.endswith(".png"))
         if frames:
-            rows.append((f"StyleMotif {name.replace('stylemotif_', '').replace('_', ' ')}",
+            rows.append((f"StyleMotif {name.replace('stylemotif_', '').replace('_', ' ')} (tiny weights)",
                          np.concatenate([still(p) for p in frames])))
     return rows
 
@@ -163,7 +164,8 @@ def main():
     from dreamstyle.synthetic_styles import STYLES
     clip = read_video(os.path.join(BASE, "input", "dreamstyle_input.mp4"))
     summary, outputs = {}, {}
-    sheet_rows = [("DreamStyle input clip", clip), (f"DreamStyle {DEMO_STYLE} (exact)", STYLES[DEMO_STYLE].apply(clip))]
+    sheet_rows = [("DreamStyle input clip (held out)", clip),
+                  (f"DreamStyle {DEMO_STYLE} (exact target)", STYLES[DEMO_STYLE].apply(clip))]
     try:
         for path in sorted(glob.glob(os.path.join(ROOT, "workflows", "api", "*.json"))):
             name = os.path.basename(path)[:-5]
@@ -202,7 +204,7 @@ def main():
                 files.append(os.path.join(name, fname))
                 outputs.setdefault(name, []).append(os.path.join(dest, fname))
                 if fname.endswith(".mp4") and name.startswith("dreamstyle_") and "long_video" not in name:
-                    sheet_rows.append((f"DreamStyle {name.replace('dreamstyle_', '').replace('_', ' ')}",
+                    sheet_rows.append((f"DreamStyle {name.replace('dreamstyle_', '').replace('_', ' ')} (toy weights)",
                                        read_video(src)))
             for node in wf.values():  # a dataset folder written under output/ (dreamstyle_build_pairs) is shown too
                 folder = os.path.join(BASE, "output", str(node["inputs"].get("dataset_dir", "")))
