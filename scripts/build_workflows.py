@@ -21,6 +21,10 @@ UMT5 = "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
 CLIP_VISION = "clip_vision_h.safetensors"
 TOKEN_LORA = "dreamstyle_token_lora.safetensors"
 NEGATIVE = "blurry, low quality, distorted, static, watermark, text"
+# Prompts in the form of DreamStyle's training captions (dreamstyle/condition_sampler.py): text-guided runs
+# describe the video's content with the style words (t_sty); style-image and first-frame runs describe the
+# content only (t_ns = captions.strip_style(t_sty)). Users replace the content part with their video's.
+CONTENT = "a street scene with people walking"
 
 
 def dreamstyle_graph(text, style_image=False, first_frame=False, long_video=False, prefix="dreamstyle/out"):
@@ -66,17 +70,17 @@ def dreamstyle_graph(text, style_image=False, first_frame=False, long_video=Fals
 
 
 WORKFLOWS = {
-    "dreamstyle_text": (dreamstyle_graph("a watercolor painting, soft washes of colour, paper texture",
+    "dreamstyle_text": (dreamstyle_graph(f"a watercolor painting of {CONTENT}, soft pastel washes, paper texture",
                                          prefix="dreamstyle/text"), "DreamStyle: text-guided video stylization"),
-    "dreamstyle_style_image": (dreamstyle_graph("", style_image=True, prefix="dreamstyle/style_image"),
+    "dreamstyle_style_image": (dreamstyle_graph(CONTENT, style_image=True, prefix="dreamstyle/style_image"),
                                "DreamStyle: style-image-guided video stylization"),
-    "dreamstyle_first_frame": (dreamstyle_graph("", first_frame=True, prefix="dreamstyle/first_frame"),
+    "dreamstyle_first_frame": (dreamstyle_graph(CONTENT, first_frame=True, prefix="dreamstyle/first_frame"),
                                "DreamStyle: stylized-first-frame-guided video stylization"),
-    "dreamstyle_multi_style": (dreamstyle_graph("an ink drawing with bold outlines", style_image=True,
+    "dreamstyle_multi_style": (dreamstyle_graph(f"an ink drawing of {CONTENT}, bold outlines", style_image=True,
                                                 first_frame=True, prefix="dreamstyle/multi_style"),
                                "DreamStyle: text + style image + first frame in one pass (multi-style fusion)"),
-    "dreamstyle_long_video": (dreamstyle_graph("", style_image=True, long_video=True, prefix="dreamstyle/long_video"),
-                              "DreamStyle: long video in chunks chained on the last stylized frame"),
+    "dreamstyle_long_video": (dreamstyle_graph(CONTENT, style_image=True, long_video=True, prefix="dreamstyle/long_video"),
+                              "DreamStyle: long video in chunks chained on the stitched frame where each chunk starts"),
 }
 
 
