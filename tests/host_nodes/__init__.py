@@ -7,12 +7,17 @@ Loaded only by the test/demo host (scripts/host.py --test-nodes), never shipped 
 - TinyCLIPLoader: the same for SD1.5: reads models/text_encoders/<file> from scripts/fixtures/clip_l.py and
   returns a real comfy.sd.CLIP (ComfyUI's SDClipModel / CLIPTextModel with the tiny config, the stock SD1
   tokenizer) whose CLIPTextEncode output [B, 77, 768] fits the SD1.5 UNet's context_dim.
+- TinyCLIPVisionLoader: reads models/clip_vision/<file> from scripts/fixtures/clip_vision.py and returns a
+  real comfy.clip_vision.ClipVisionModel (ComfyUI's CLIPVisionModelProjection at the tiny width), the
+  CLIP_VISION the DreamStyle pair filter scores with.
 - TinyCLIPVisionEncode: IMAGE -> CLIP_VISION_OUTPUT with penultimate_hidden_states [B, 257, 1280],
   the shape CLIP ViT-H gives Wan I2V's img_emb. Features are a fixed random projection of the
   image's 16x16 patch grid (plus a pooled token), so different images give different features and
   the same image always the same ones.
 """
 import json
+import os
+import tempfile
 
 import torch
 import torch.nn.functional as F
@@ -127,9 +132,40 @@ class TinyCLIPVisionEncode(io.ComfyNode):
         return io.NodeOutput(out)
 
 
+class TinyCLIPVisionLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="TinyCLIPVisionLoader", display_name="Tiny CLIP Vision Loader (test)", category="testing",
+            inputs=[io.Combo.Input("clip_name", options=folder_paths.get_filename_list("clip_vision"))],
+            outputs=[io.ClipVision.Output()],
+        )
+
+    @classmethod
+    def execute(cls, clip_name) -> io.NodeOutput:
+        return io.NodeOutput(load_tiny_clip_vision(folder_paths.get_full_path_or_raise("clip_vision", clip_name)))
+
+
+def load_tiny_clip_vision(path):
+    """comfy.clip_vision.ClipVisionModel of the tiny fixture at PATH (its config in the file's metadata)."""
+    sd, meta = comfy.utils.load_torch_file(path, safe_load=True, return_metadata=True)
+    if not meta or "tiny_clip_vision_config" not in meta:
+        raise ValueError(f"{path}: expected a tiny fixture with tiny_clip_vision_config in its metadata")
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:  # ClipVisionModel reads a file
+        f.write(meta["tiny_clip_vision_config"])
+    try:
+        model = comfy.clip_vision.ClipVisionModel(f.name)
+    finally:
+        os.unlink(f.name)
+    missing, unexpected = model.load_sd(sd)
+    if missing or unexpected:
+        raise ValueError(f"{path}: missing {missing}, unexpected {unexpected}")
+    return model
+
+
 class TestNodes(ComfyExtension):
     async def get_node_list(self):
-        return [TinyUMT5Loader, TinyCLIPLoader, TinyCLIPVisionEncode]
+        return [TinyUMT5Loader, TinyCLIPLoader, TinyCLIPVisionEncode, TinyCLIPVisionLoader]
 
 
 async def comfy_entrypoint():
