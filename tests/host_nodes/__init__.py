@@ -10,11 +10,16 @@ Loaded only by the test/demo host (scripts/host.py --test-nodes), never shipped 
 - TinyCLIPVisionLoader: reads models/clip_vision/<file> from scripts/fixtures/clip_vision.py and returns a
   real comfy.clip_vision.ClipVisionModel (ComfyUI's CLIPVisionModelProjection at the tiny width), the
   CLIP_VISION the DreamStyle pair filter scores with.
+- RecordingKSampler: the stock KSampler (nodes.common_ksampler) that first appends to output/<record>.jsonl
+  the sha256 of the noise it will use (comfy.sample.prepare_noise, as common_ksampler does) and of the two
+  halves of the positive's concat_latent_image (Wan Fun-control: control latent | start-image latent), so
+  an e2e test can compare what two generations really received.
 - TinyCLIPVisionEncode: IMAGE -> CLIP_VISION_OUTPUT with penultimate_hidden_states [B, 257, 1280],
   the shape CLIP ViT-H gives Wan I2V's img_emb. Features are a fixed random projection of the
   image's 16x16 patch grid (plus a pooled token), so different images give different features and
   the same image always the same ones.
 """
+import hashlib
 import json
 import os
 import tempfile
@@ -163,9 +168,44 @@ def load_tiny_clip_vision(path):
     return model
 
 
+def _sha(t):
+    return hashlib.sha256(t.detach().float().contiguous().cpu().numpy().tobytes()).hexdigest()
+
+
+class RecordingKSampler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        import comfy.samplers
+        return io.Schema(
+            node_id="RecordingKSampler", display_name="Recording KSampler (test)", category="testing",
+            inputs=[io.Model.Input("model"), io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff),
+                    io.Int.Input("steps", default=20, min=1, max=10000), io.Float.Input("cfg", default=8.0),
+                    io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS),
+                    io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS),
+                    io.Conditioning.Input("positive"), io.Conditioning.Input("negative"),
+                    io.Latent.Input("latent_image"), io.Float.Input("denoise", default=1.0),
+                    io.String.Input("record", default="sampling")],
+            outputs=[io.Latent.Output()],
+        )
+
+    @classmethod
+    def execute(cls, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, denoise,
+                record) -> io.NodeOutput:
+        import comfy.sample
+        import nodes
+        latent = comfy.sample.fix_empty_latent_channels(model, latent_image["samples"])
+        concat = positive[0][1]["concat_latent_image"]
+        row = {"noise": _sha(comfy.sample.prepare_noise(latent, seed)), "control_latent": _sha(concat[:, :16]),
+               "start_latent": _sha(concat[:, 16:]), "seed": seed, "shape": list(latent.shape)}
+        with open(os.path.join(folder_paths.get_output_directory(), record + ".jsonl"), "a") as f:
+            f.write(json.dumps(row) + "\n")
+        return io.NodeOutput(nodes.common_ksampler(model, seed, steps, cfg, sampler_name, scheduler, positive,
+                                                   negative, latent_image, denoise=denoise)[0])
+
+
 class TestNodes(ComfyExtension):
     async def get_node_list(self):
-        return [TinyUMT5Loader, TinyCLIPLoader, TinyCLIPVisionEncode, TinyCLIPVisionLoader]
+        return [TinyUMT5Loader, TinyCLIPLoader, TinyCLIPVisionEncode, TinyCLIPVisionLoader, RecordingKSampler]
 
 
 async def comfy_entrypoint():
