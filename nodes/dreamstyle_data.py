@@ -27,7 +27,7 @@ from ..dreamstyle.pair_control import CONTROLS, compose_control, maps_for
 from ..dreamstyle.pair_filter import PairThresholds, judge_pair
 from ..dreamstyle.pair_scores import embedding_content_score, embedding_style_score, sample_frames
 from .dreamstyle import as_rgb
-from .guards import NodeInputError, find_output_folder, finite, output_folder
+from .guards import NodeInputError, find_output_folder, output_folder
 
 CATEGORY = "UniStyle/DreamStyle/Data"
 DATASETS = "unistyle_datasets"
@@ -39,7 +39,8 @@ DATASET_DIR_TOOLTIP = ("Dataset folder name, relative to ComfyUI's output folder
 
 
 def checked_image(image, name):
-    """IMAGE [B, H, W, C] as RGB, refused (naming NAME) when empty, smaller than MIN_SIDE or not finite."""
+    """IMAGE [B, H, W, C] as RGB, refused (naming NAME) when empty or smaller than MIN_SIDE (NaN/inf: every
+    IMAGE and FLOAT input is checked before execute, nodes/finite_inputs.py)."""
     if not isinstance(image, torch.Tensor):
         raise NodeInputError(f"{name}: expected an IMAGE tensor, got {type(image).__name__}")
     if image.ndim == 4 and image.shape[0] == 0:
@@ -51,7 +52,7 @@ def checked_image(image, name):
     if min(image.shape[1:3]) < MIN_SIDE:
         raise NodeInputError(f"{name}: frames are {image.shape[2]}x{image.shape[1]} pixels; expected at least "
                              f"{MIN_SIDE}x{MIN_SIDE}")
-    return finite(image, name)
+    return image
 
 
 def to_uint8(image, name):
@@ -193,7 +194,6 @@ class DreamStylePairFilter(io.ComfyNode):
                 content_clip_vision=None) -> io.NodeOutput:
         raw, sty = checked_image(raw_video, "raw_video"), checked_image(stylized_video, "stylized_video")
         refs = checked_image(style_refs, "style_refs")
-        finite(min_style, "min_style"), finite(min_content, "min_content")
         if raw.shape != sty.shape:
             raise NodeInputError(f"stylized_video: expected the raw video's shape {list(raw.shape)}, "
                                  f"got {list(sty.shape)}")
@@ -245,7 +245,7 @@ class DreamStyleControlVideo(io.ComfyNode):
         for name in maps_for(control):
             if given[name] is None:
                 raise NodeInputError(f"{name}: control {control!r} needs it; connect an extractor")
-            maps[name] = finite(given[name], name)
+            maps[name] = given[name]
             if maps[name].ndim != 4 or maps[name].shape[0] == 0:
                 raise NodeInputError(f"{name}: expected an IMAGE batch with at least one frame, "
                                      f"got shape {list(maps[name].shape)}")
@@ -296,15 +296,13 @@ class DreamStyleSavePair(io.ComfyNode):
     def execute(cls, dataset_dir, raw_video, stylized_video, style_refs, caption_ns, caption_sty, passed, reason,
                 pair_id, split, fps, control_video=None, style_score=None, content_score=None) -> io.NodeOutput:
         raw, sty = to_uint8(raw_video, "raw_video"), to_uint8(stylized_video, "stylized_video")
-        finite(fps, "fps")
         if not fps > 0:
             raise NodeInputError(f"fps: expected a positive frame rate, got {fps}")
         pid = pair_id.strip() or content_pair_id(raw, sty, caption_sty)
         if not passed:
             status = f"not written: {reason or 'passed is false'}"
         else:
-            scores = {k: float(finite(v, f"{k}_score")) for k, v in (("style", style_score),
-                                                                      ("content", content_score)) if v is not None}
+            scores = {k: float(v) for k, v in (("style", style_score), ("content", content_score)) if v is not None}
             control = to_uint8(control_video, "control_video") if control_video is not None else None
             if control is not None and control.shape[0] != raw.shape[0]:
                 raise NodeInputError(f"control_video: {control.shape[0]} frames, the raw video has {raw.shape[0]}")

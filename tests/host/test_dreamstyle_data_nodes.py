@@ -90,12 +90,13 @@ def test_filter_scores_with_comfy_clip_vision(data_nodes, pairs, clip_vision):
     (lambda x: x[:, :1, :1], "stylized_video: frames are 1x1 pixels"),
 ])
 def test_data_nodes_refuse_garbage_images_naming_the_input(data_nodes, pairs, clip_vision, output_dir, bad, message):
+    from unistyle_pack.nodes.finite_inputs import checked  # how the pack registers every node
     p = pairs[0]
     sty = bad(image(p.stylized))
     with pytest.raises(ValueError, match=message):
-        data_nodes.DreamStylePairFilter.execute(image(p.raw), sty, image(p.refs), clip_vision, 0.5, 0.5, 8)
+        checked(data_nodes.DreamStylePairFilter).execute(image(p.raw), sty, image(p.refs), clip_vision, 0.5, 0.5, 8)
     with pytest.raises(ValueError, match=message):
-        data_nodes.DreamStyleSavePair.execute("ds", image(p.raw), sty, image(p.refs), "a", "b", True, "", "", "train",
+        checked(data_nodes.DreamStyleSavePair).execute("ds", image(p.raw), sty, image(p.refs), "a", "b", True, "", "", "train",
                                               16.0)
     assert not os.path.exists(output_dir / "ds" / "manifest.jsonl")
 
