@@ -40,7 +40,7 @@ def tiny_build_graph(server, dataset_dir, min_style, min_content, record, contro
         if kind == "ImageFromBatch" and args["batch_index"] == 8:
             args.update(batch_index=1, length=K)  # K references from a 5-frame clip
         elif kind == "HiCASTDepthMap":
-            args["resolution"] = 56
+            args["resolution"] = 70
         elif kind == "DreamStyleControlVideo" and control:
             args["control"] = control
         elif kind == "DreamStylePairFilter":
