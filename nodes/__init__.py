@@ -43,8 +43,8 @@ def _usable(node):
 
 
 def all_nodes():
-    """Every family's nodes, each refusing NaN/inf in its numeric and tensor inputs (nodes/finite_inputs.py)."""
-    from .finite_inputs import checked
+    """Every family's nodes, each checking what ComfyUI's validation lets through (nodes/input_checks.py)."""
+    from .input_checks import checked
     backends.check_opencv()
     nodes = []
     for name in FAMILY_MODULES:

@@ -1,5 +1,6 @@
-"""nodes/finite_inputs.py: every node of the pack refuses NaN/inf in FLOAT, IMAGE, MASK and LATENT inputs
-before it runs, naming the input, and keeps its schema, caching and lazy-evaluation hooks."""
+"""nodes/input_checks.py: every node of the pack refuses NaN/inf in FLOAT, IMAGE, MASK and LATENT inputs and
+COMBO values that are not among its choices, before it runs, naming the input, and keeps its schema, caching
+and lazy-evaluation hooks."""
 import asyncio
 import math
 
@@ -16,7 +17,7 @@ def pack(unistyle):
 @pytest.fixture(scope="module")
 def checked(pack):
     import importlib
-    return importlib.import_module("unistyle_pack.nodes.finite_inputs").checked
+    return importlib.import_module("unistyle_pack.nodes.input_checks").checked
 
 
 def bad_value(io_type, bad):
@@ -35,6 +36,39 @@ def test_every_float_image_mask_latent_input_of_every_node_is_checked(pack):
         for bad in (math.nan, math.inf):
             with pytest.raises(NodeInputError, match=f"^{name}: .*(NaN|finite)"):
                 node.execute(**{name: bad_value(io_type, bad)})
+
+
+def test_every_combo_input_of_every_node_refuses_a_value_not_listed(pack):
+    """ComfyUI does not check a V3 node's combo against its list: an API client could send any file name."""
+    from unistyle_pack.nodes.guards import NodeInputError
+    combos = [(n, i.id) for n in pack.all_nodes() for i in n.define_schema().inputs if i.get_io_type() == "COMBO"]
+    assert len(combos) >= 10
+    for node, name in combos:
+        for value in ("../../etc/passwd", "/abs/model.safetensors", "not_a_choice"):
+            with pytest.raises(NodeInputError, match=f"^{name}: {value!r} is not one of the choices"):
+                node.execute(**{name: value})
+
+
+def test_combo_choices_are_read_when_the_node_runs(checked, tmp_path):
+    """A file placed after start-up is a choice at once (the schema lists the folder again), as for ComfyUI."""
+    from comfy_api.latest import io
+    from unistyle_pack.nodes.guards import NodeInputError
+
+    class Pick(io.ComfyNode):
+        @classmethod
+        def define_schema(cls):
+            return io.Schema(node_id="UniStyleTestPick", inputs=[io.Combo.Input("name", options=sorted(
+                p.name for p in tmp_path.iterdir()))], outputs=[io.String.Output()])
+
+        @classmethod
+        def execute(cls, name):
+            return io.NodeOutput(name)
+
+    node = checked(Pick)
+    with pytest.raises(NodeInputError, match=r"^name: 'a.bvh' is not one of the choices \(none installed\)"):
+        node.execute(name="a.bvh")
+    (tmp_path / "a.bvh").write_text("x")
+    assert node.execute(name="a.bvh").result == ("a.bvh",)
 
 
 def test_wrapped_nodes_keep_their_id_schema_and_hooks(pack):
@@ -119,6 +153,8 @@ def test_positional_arguments_and_input_lists_are_checked(checked):
     node = checked(probe)
     with pytest.raises(NodeInputError, match="^strength: "):
         node.execute(math.inf, torch.zeros(1, 1, 1, 3), "")
-    from unistyle_pack.nodes.finite_inputs import check_value
+    from unistyle_pack.nodes.input_checks import check_value
     with pytest.raises(NodeInputError, match="^images: "):
         check_value([torch.zeros(1), torch.tensor([math.nan])], "images", "IMAGE")
+    with pytest.raises(NodeInputError, match="^names: 'c' is not one of the choices \\('a', 'b'\\)"):
+        check_value(["a", "c"], "names", "COMBO", ["a", "b"])
