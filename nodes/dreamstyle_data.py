@@ -40,7 +40,7 @@ DATASET_DIR_TOOLTIP = ("Dataset folder name, relative to ComfyUI's output folder
 
 def checked_image(image, name):
     """IMAGE [B, H, W, C] as RGB, refused (naming NAME) when empty or smaller than MIN_SIDE (NaN/inf: every
-    IMAGE and FLOAT input is checked before execute, nodes/finite_inputs.py)."""
+    IMAGE and FLOAT input is checked before execute, nodes/input_checks.py)."""
     if not isinstance(image, torch.Tensor):
         raise NodeInputError(f"{name}: expected an IMAGE tensor, got {type(image).__name__}")
     if image.ndim == 4 and image.shape[0] == 0:

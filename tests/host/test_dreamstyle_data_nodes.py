@@ -90,7 +90,7 @@ def test_filter_scores_with_comfy_clip_vision(data_nodes, pairs, clip_vision):
     (lambda x: x[:, :1, :1], "stylized_video: frames are 1x1 pixels"),
 ])
 def test_data_nodes_refuse_garbage_images_naming_the_input(data_nodes, pairs, clip_vision, output_dir, bad, message):
-    from unistyle_pack.nodes.finite_inputs import checked  # how the pack registers every node
+    from unistyle_pack.nodes.input_checks import checked  # how the pack registers every node
     p = pairs[0]
     sty = bad(image(p.stylized))
     with pytest.raises(ValueError, match=message):
