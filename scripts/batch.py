@@ -25,7 +25,8 @@ for the others (an item is moved at most --retries times), and it is probed agai
 Resume: OUT/manifest.jsonl (JSON lines, atomic appends). Rerunning the same command skips items done under
 the same workflow and input content whose files are still there unchanged, retries failed items until they
 have failed --max-attempts times, and re-attaches to prompts still queued or finished on a live server
-(found by prompt id in /queue and /history) instead of sending them again.
+(found by prompt id in /queue and /history) instead of sending them again. One batch at a time per --out
+(OUT/.lock, released by the OS when the process ends, crash included).
 
 Exit status: 0 when every item is ok, 1 when any is not, 2 on bad arguments, 130 when interrupted.
 """
@@ -163,10 +164,12 @@ def list_inputs(input_dir, glob, out_dir):
 
 # -- the batch ---------------------------------------------------------------------------------------------
 class Batch:
-    def __init__(self, workflow, maps, out_dir, servers, opts, log, progress, set_files=()):
+    def __init__(self, workflow, maps, out_dir, servers, opts, log, progress, set_files, manifest):
         self.workflow, self.maps, self.out_dir, self.opts, self.log = workflow, maps, out_dir, opts, log
+        self.manifest = manifest
         self.set_files = set_files  # [((node, input), path, sha256)]
         self.shared_uploads = {}    # server name -> {(node, input): uploaded name}
+        self.all_servers = servers
         self.servers = list(servers)  # the usable ones (open() drops a server missing nodes)
         self.counts = {s.name: {"ok": 0, "failed": 0, "moved": 0} for s in servers}
         self.inflight = {s.name: set() for s in servers}
@@ -368,6 +371,39 @@ class Batch:
                 if t.result() == "requeue":
                     pending.appendleft(item)
 
+    async def execute(self, items, workflow_sha):
+        """Skip what is done, follow or send the rest; every item ends in self.results."""
+        records = self.manifest.read()
+        states = fold(records, {it.rel: it.key for it in items})
+        self.manifest.open()
+        try:
+            for s in self.servers:
+                await s.__aenter__()
+            todo = []
+            for it in items:
+                st = states[it.rel]
+                if st.status == "done" and await asyncio.to_thread(still_there, self.out_dir, it, st.record):
+                    self._finish(it, "skipped", st.record.get("files"))
+                elif st.status == "failed" and st.failures >= self.opts.max_attempts:
+                    self._finish(it, "failed", f"[{st.record.get('kind')}] {st.record.get('reason')} (failed "
+                                               f"{st.failures} times, --max-attempts {self.opts.max_attempts})")
+                else:
+                    it.attach = st.record if st.status == "in_flight" else None
+                    todo.append(it)
+            if todo and not await self.open(records):
+                for it in todo:
+                    self._fail(it, None, "server_gone", "no server answers: "
+                               + ", ".join(s.name for s in self.all_servers))
+            elif todo:
+                self.manifest.append("run", client_id=self.client_id, workflow_sha=workflow_sha,
+                                     servers=[s.name for s in self.servers])
+                await self.run(todo)
+        finally:
+            for s in self.all_servers:
+                await s.__aexit__(None, None, None)
+            self.manifest.close()
+            shutil.rmtree(self.staging, ignore_errors=True)
+
     async def open(self, records):
         """Probe every server, drop those missing nodes others have, find the workflow's output nodes.
         Returns False when no server answers."""
@@ -445,71 +481,55 @@ class Summary:
         return out
 
 
+def lock_out_dir(out_dir):
+    """Hold OUT/.lock for this process (released by the OS when it ends, crash included); a second batch on the
+    same --out is refused, since both would send the same items."""
+    fd = os.open(os.path.join(out_dir, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if os.name == "nt":
+            import msvcrt
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise SystemExit(f"another batch is running on {out_dir} (its .lock is held); wait for it or use another --out")
+    return fd
+
+
 def run_batch(workflow_path, input_dir, maps, sets=(), servers=("127.0.0.1:8188",), out_dir="batch_output",
               glob="*", opts=None, log=print, progress=False, set_files=()):
     """Run the batch; returns a Summary (summary.failed lists the items that are not ok)."""
     opts = opts or Options()
     workflow = load_workflow(workflow_path, maps, sets, set_files)
-    set_files = [(target, path, sha256_file(path)) for target, path in set_files]
     unknown = [n for n in opts.outputs if n not in workflow]
     if unknown:
         raise SystemExit(f"--outputs names no node {', '.join(map(repr, unknown))} of the workflow")
+    set_files = [(target, path, sha256_file(path)) for target, path in set_files]
     items = list_inputs(input_dir, glob, out_dir)
     os.makedirs(out_dir, exist_ok=True)
-    workflow_sha = hashlib.sha256(json.dumps([workflow, sorted(maps), sorted(opts.outputs),
-                                              sorted([list(t), sha] for t, _path, sha in set_files)],
-                                             sort_keys=True).encode()).hexdigest()
-    for it in items:
-        it.sha = sha256_file(it.path)
-        it.key = hashlib.sha256(f"{workflow_sha}:{it.sha}".encode()).hexdigest()[:32]
-    manifest = Manifest(os.path.join(out_dir, "manifest.jsonl"))
-    records = manifest.read()
-    states = fold(records, {it.rel: it.key for it in items})
-    return asyncio.run(_run(workflow, maps, out_dir, servers, opts, log, progress, items, states, records,
-                            manifest, workflow_sha, set_files))
-
-
-async def _run(workflow, maps, out_dir, addresses, opts, log, progress, items, states, records, manifest,
-               workflow_sha, set_files):
-    servers = [ComfyServer(a, opts.limits) for a in addresses]
+    lock = lock_out_dir(out_dir)
     bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(items), unit="item", dynamic_ncols=True)
-        log = bar.write
-    batch = Batch(workflow, maps, out_dir, servers, opts, log, bar, set_files)
-    batch.manifest = manifest.open()
     try:
-        for s in servers:
-            await s.__aenter__()
-        todo = []
+        workflow_sha = hashlib.sha256(json.dumps([workflow, sorted(maps), sorted(opts.outputs),
+                                                  sorted([list(t), sha] for t, _path, sha in set_files)],
+                                                 sort_keys=True).encode()).hexdigest()
         for it in items:
-            st = states[it.rel]
-            if st.status == "done" and await asyncio.to_thread(still_there, out_dir, it, st.record):
-                batch._finish(it, "skipped", st.record.get("files"))
-            elif st.status == "failed" and st.failures >= opts.max_attempts:
-                batch._finish(it, "failed", f"[{st.record.get('kind')}] {st.record.get('reason')} "
-                                            f"(failed {st.failures} times, --max-attempts {opts.max_attempts})")
-            else:
-                if st.status == "in_flight":
-                    it.attach = st.record
-                todo.append(it)
-        if todo:
-            if not await batch.open(records):
-                for it in todo:
-                    batch._fail(it, None, "server_gone", "no server answers: " + ", ".join(addresses))
-            else:
-                manifest.append("run", client_id=batch.client_id, workflow_sha=workflow_sha,
-                                servers=[s.name for s in servers])
-                await batch.run(todo)
+            it.sha = sha256_file(it.path)
+            it.key = hashlib.sha256(f"{workflow_sha}:{it.sha}".encode()).hexdigest()[:32]
+        if progress:
+            from tqdm import tqdm
+            bar = tqdm(total=len(items), unit="item", dynamic_ncols=True)
+            log = bar.write
+        batch = Batch(workflow, maps, out_dir, [ComfyServer(a, opts.limits) for a in servers], opts, log, bar,
+                      set_files, Manifest(os.path.join(out_dir, "manifest.jsonl")))
+        asyncio.run(batch.execute(items, workflow_sha))
+        return Summary(batch.results, batch.counts)
     finally:
-        for s in servers:
-            await s.__aexit__(None, None, None)
-        manifest.close()
         if bar is not None:
             bar.close()
-    shutil.rmtree(batch.staging, ignore_errors=True)
-    return Summary(batch.results, batch.counts)
+        os.close(lock)
 
 
 def main(argv=None):

@@ -9,8 +9,8 @@ most `steps` steps. The graph is otherwise untouched.
 """
 import copy
 
-from scripts.build_workflows import (HICAST_EDGE_ADAPTER, HICAST_STYLE_ENCODER, HICAST_TEMPORAL, SD15_UNET,
-                                     SD15_VAE)
+from scripts.build_workflows import (HICAST_EDGE_ADAPTER, HICAST_STYLE_ENCODER, HICAST_TEMPORAL, HICAST_VGG19,
+                                     SD15_UNET, SD15_VAE)
 
 TINY_FILES = {  # real file name (as the example workflows name it) -> tiny fixture of the same architecture
     "wan2.1_i2v_480p_14B_fp16.safetensors": "tiny_wan21_i2v.safetensors",
@@ -22,6 +22,7 @@ TINY_FILES = {  # real file name (as the example workflows name it) -> tiny fixt
     HICAST_EDGE_ADAPTER: "tiny_sd15_edge_adapter.safetensors",
     HICAST_STYLE_ENCODER: "tiny_sd15_style_encoder.safetensors",
     HICAST_TEMPORAL: "tiny_sd15_temporal_layers.safetensors",
+    HICAST_VGG19: "tiny_vgg19_layout.safetensors",
     "stylemotif_quick.safetensors": "tiny_stylemotif.safetensors",  # what the stylemotif_train workflow writes
 }
 TINY_CLIP = {"stable_diffusion": ("TinyCLIPLoader", "tiny_clip_l.safetensors")}  # CLIPLoader type -> test loader

@@ -105,3 +105,12 @@ def test_servers_repeat_once_and_come_from_a_file_too(tmp_path):
     f.write_text("# farm\nhttp://10.0.0.2:8188/\n\n127.0.0.1:8188  # local\n")
     assert read_servers(["127.0.0.1:8188", "127.0.0.1:8188"], str(f)) == ["127.0.0.1:8188", "10.0.0.2:8188"]
     assert read_servers([], None) == ["127.0.0.1:8188"]
+
+
+def test_a_second_batch_on_the_same_output_folder_is_refused_while_the_first_runs(tmp_path):
+    from scripts.batch import lock_out_dir
+    first = lock_out_dir(str(tmp_path))
+    with pytest.raises(SystemExit, match="another batch is running"):
+        lock_out_dir(str(tmp_path))
+    os.close(first)  # what the OS does when the first run ends, crash included
+    os.close(lock_out_dir(str(tmp_path)))
