@@ -53,6 +53,10 @@ MODELS = {
         directory="hicast_adapters", train="HiCASTTrainTemporalLayers (node, after hicast_train_adapter)",
         what="HiCAST temporal layers for video (no public release: train them on a clip)",
         vram="small; training holds SD1.5 frozen plus the layers (docs/hicast.md)"),
+    "Depth-Anything-V2-Small-hf": dict(
+        directory="hicast_depth", url="https://huggingface.co/depth-anything/Depth-Anything-V2-Small-hf",
+        what="Depth Anything V2 Small, a folder (config.json + model.safetensors): depth maps for HiCAST and the "
+             "DreamStyle pair control", vram="99 MB"),
     "vgg19.safetensors": dict(
         directory="hicast_loss_nets",
         get="save torchvision's vgg19 state_dict (ImageNet weights) with safetensors as vgg19.safetensors, or use "
