@@ -307,12 +307,13 @@ class DreamStyleTrainer:
         self.order = DataOrder(len(self.pairs), config.seed)
         param = next(model.parameters())
         self.device = param.device if device is None else torch.device(device)
-        self.dtype = compute_dtype_for(param.dtype, compute_dtype)
+        self.dtype = compute_dtype_for(next(model.blocks.parameters()).dtype, compute_dtype)  # the blocks' dtype
         self.shard = config.shards_base(self.world)
         if config.shard_base != "none" and not self.shard:
             log.warning("DreamStyle training: shard_base %r needs several processes (torchrun); this one process "
                         "trains on the whole, unsharded base", config.shard_base)
         self.swapped = swapped_blocks(model, config.block_swap)
+        self._check_clip_width()
         self.identity = dict(identity or {}, dataset=dataset_fingerprint(self.pairs))
         self.init_lora = init_lora
         self.step, self.history = 0, []
@@ -343,6 +344,21 @@ class DreamStyleTrainer:
 
     _pending_optimizer = None
     optimizer = None
+
+    def _check_clip_width(self):
+        """Refuse CLIP-vision features (cached or fresh) that the model's image branch cannot take."""
+        emb = getattr(self.model, "img_emb", None)
+        if emb is None or self.encoders.clip_vision_encode is None:
+            return
+        i = next((i for i in range(len(self.pairs)) if self.data.num_refs(i)), None)
+        weight = next((p for p in emb.parameters() if p.ndim == 2), None)
+        if i is None or weight is None:
+            return
+        width = self.data.clip_features(i, 0).shape[-1]
+        if width != weight.shape[1]:
+            raise ValueError(f"clip_vision: its features are {width} wide, the model's image branch takes "
+                             f"{weight.shape[1]} (Wan2.1-I2V was trained with CLIP ViT-H/14, clip_vision_h; "
+                             f"give the encoder the inference workflows use)")
 
     def _new_optimizer(self):
         return torch.optim.AdamW(self.params, lr=self.config.lr, weight_decay=self.config.weight_decay)
@@ -449,7 +465,8 @@ class DreamStyleTrainer:
                 None if clip_fea is None else clip_fea.to(dev, self.dtype))
 
     # ---- the loop -----------------------------------------------------------------------------------
-    def run(self, output_path=None):
+    def run(self, output_path=None, step_context=contextlib.nullcontext):
+        """Train to config.steps; STEP_CONTEXT() is entered around each optimizer step (a memory meter)."""
         c = self.config
         hooks = TokenLoRAHooks(self.loras)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=c.precision == "bf16")
@@ -466,7 +483,8 @@ class DreamStyleTrainer:
                     for p in self.params:
                         p.requires_grad_(True)
                     while self.step < c.steps:
-                        self._train_step(forward, ddp, hooks, autocast)
+                        with step_context():
+                            self._train_step(forward, ddp, hooks, autocast)
                         if self.rank == 0 and ((c.save_every and self.step % c.save_every == 0)
                                                or self.step == c.steps):
                             self.save()
