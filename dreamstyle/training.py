@@ -369,9 +369,11 @@ class DreamStyleTrainer:
         mine = self.config.to_dict()
         changed = [f"{k}: checkpoint {saved.get(k)!r}, now {mine[k]!r}" for k in TRAJECTORY_FIELDS
                    if k in saved and saved[k] != mine[k]]
-        saved_identity = state.get("identity", {})
+        saved_identity = state.get("identity")
+        if saved_identity is None:
+            log.warning("resume: %s predates job identities (dataset, base); only its settings are checked", directory)
         changed += [f"{k}: checkpoint {saved_identity.get(k)!r}, now {v!r}" for k, v in sorted(self.identity.items())
-                    if saved_identity.get(k) != v]
+                    if saved_identity is not None and saved_identity.get(k) != v]
         init_sha = read_safetensors(self.init_lora, what="init_lora")[1].get("sha256", "") if self.init_lora else None
         if (state.get("init_lora_sha256") or None) != (init_sha or None):
             changed.append(f"init_lora: checkpoint started from sha256 {state.get('init_lora_sha256')!r}, "

@@ -46,3 +46,21 @@ class DeviceMemoryMeter(TorchDispatchMode):
             if isinstance(t, torch.Tensor) and t.device.type != "meta":
                 self._count(t)
         return out
+
+
+def measured_peak(trainer):
+    """Run TRAINER (a DreamStyleTrainer) to its end under one meter: the peak bytes resident on the device
+    over its steps. Resident from the start: the base weights outside the swapped blocks, and the LoRA."""
+    swapped = tuple(f"blocks.{i}." for i in trainer.swapped)
+    tensors = list(trainer.model.named_parameters()) + list(trainer.model.named_buffers())
+    meter = DeviceMemoryMeter([t for n, t in tensors if not n.startswith(swapped)] + list(trainer.params))
+
+    class Steps:  # the meter is active during each optimizer step only (not while checkpoints are written)
+        def __enter__(self):
+            meter.__enter__()
+
+        def __exit__(self, *exc):
+            meter.__exit__(*exc)
+
+    trainer.run(step_context=Steps)
+    return meter.peak

@@ -67,7 +67,8 @@ class WanShape:
         return cls(blocks=blocks, dim=block["self_attn.q.weight"][0], ffn=block["ffn.0.weight"][0],
                    largest_other=max(units.values(), default=0),
                    block_params=block_params, other_params=sum(numel.values()) - blocks * block_params,
-                   in_dim=shapes["patch_embedding.weight"][1], text_dim=shapes["text_embedding.0.weight"][1],
+                   in_dim=shapes["patch_embedding.weight"][1],
+                   text_dim=next(v[1] for k, v in shapes.items() if k.startswith("text_embedding") and len(v) == 2),
                    adapted=adapted)
 
     @classmethod
