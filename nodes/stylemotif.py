@@ -22,6 +22,7 @@ from ..stylemotif.pipeline import DEFAULT_STEPS, train_procedural
 from ..stylemotif.render import render_skeleton
 from ..stylemotif.skeleton import FPS, NUM_JOINTS
 from ..stylemotif.style_bank import blend_styles
+from .search import search_aliases
 
 FOLDER = "stylemotif"
 folder_paths.add_model_folder_path(FOLDER, os.path.join(folder_paths.models_dir, FOLDER))
@@ -78,7 +79,8 @@ class StyleMotifEncodeStyle(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id="StyleMotifEncodeStyle", display_name="StyleMotif Encode Style (motion)", category=CATEGORY,
+            node_id="StyleMotifEncodeStyle", display_name="StyleMotif Motion Style from Clip",
+            **search_aliases("motion style"), category=CATEGORY,
             inputs=[Model.Input("model", tooltip="The StyleMotif model whose style encoder is used."),
                     Motion.Input("motion", tooltip="A style reference motion (e.g. an old person walking).")],
             outputs=[Style.Output(display_name="style")])
@@ -93,7 +95,8 @@ class StyleMotifStyleFromEmbedding(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id="StyleMotifStyleFromEmbedding", display_name="StyleMotif Style From Embedding", category=CATEGORY,
+            node_id="StyleMotifStyleFromEmbedding", display_name="StyleMotif Motion Style from Text or Image",
+            **search_aliases("motion style"), category=CATEGORY,
             description="Project a frozen embedding into the style space and retrieve/blend the nearest bank styles.",
             inputs=[Model.Input("model", tooltip="The StyleMotif model (its alignment head and style bank are used)."),
                     io.String.Input("text", default="old", tooltip="Style description for the model's built-in text "
@@ -123,7 +126,8 @@ class StyleMotifBlendStyles(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id="StyleMotifBlendStyles", display_name="StyleMotif Blend Styles", category=CATEGORY,
+            node_id="StyleMotifBlendStyles", display_name="StyleMotif Blend Motion Styles",
+            **search_aliases("motion style", "style interpolation"), category=CATEGORY,
             description="Style interpolation: the weighted average of up to three style vectors.",
             inputs=[Style.Input("style_a", tooltip="First style."),
                     io.Float.Input("weight_a", default=0.5, min=0.0, max=10.0, step=0.05, tooltip="Weight of style_a."),
@@ -148,11 +152,12 @@ class StyleMotifStylize(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id="StyleMotifStylize", display_name="StyleMotif Stylize", category=CATEGORY,
+            node_id="StyleMotifStylize", display_name="StyleMotif Motion Style Transfer",
+            **search_aliases("motion style", "style transfer", "stylize motion"), category=CATEGORY,
             description="Text (or a content motion) + a style -> stylized motion, by DDIM with cross normalization "
                         "after block m (gamma 0 = plain MLD generation).",
             inputs=[Model.Input("model", tooltip="The StyleMotif model."),
-                    Style.Input("style", tooltip="Style vector from Encode Style, Style From Embedding or Blend Styles."),
+                    Style.Input("style", tooltip="Style vector from Motion Style from Clip, Motion Style from Text or Image, or Blend Motion Styles."),
                     io.String.Input("text", default="a person walks forward", multiline=True,
                                     tooltip="Content description (ignored when content_motion or conditioning is connected)."),
                     io.Float.Input("gamma", default=0.6, min=0.0, max=5.0, step=0.05,
