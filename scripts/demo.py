@@ -146,7 +146,7 @@ def main():
                     node["inputs"].update(chunk_frames=5, overlap=1)  # chunks of the toy's trained length
                 if node["class_type"] == "DreamStyleTrainTokenLoRA":
                     node["inputs"].update(rank=4, lr=1e-4, accumulation=1, save_every=0, precision="fp32",
-                                          lora_name="demo_" + node["inputs"]["lora_name"])
+                                          overwrite=True, lora_name="demo_" + node["inputs"]["lora_name"])
             result = client.run(wf)
             if not result.ok:
                 print(f"[demo] {name}: FAILED: {result.describe_error()}")

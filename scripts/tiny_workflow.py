@@ -3,7 +3,8 @@
 Each real file name in TINY_FILES (any input that names one: UNETLoader, VAELoader, HiCASTAdapterLoader...)
 becomes its tiny fixture of the same architecture; CLIPLoader becomes a test-only loader of its type
 (TinyCLIPLoader for stable_diffusion's CLIP-L, else TinyUMT5Loader); CLIPVisionLoader + CLIPVisionEncode
-become TinyCLIPVisionEncode of the same image; the token LoRA is `lora_name`; samplers and trainers run at
+become TinyCLIPVisionEncode of the same image (other inputs wired to the CLIPVisionLoader are dropped:
+no tiny CLIP_VISION model exists); the token LoRA is `lora_name`; samplers and trainers run at
 most `steps` steps. The graph is otherwise untouched.
 """
 import copy
@@ -59,6 +60,10 @@ def tiny_workflow(api, lora_name="tiny_dreamstyle_token_lora.safetensors", steps
         for key in ("image", "file"):
             if isinstance(args.get(key), str) and args[key] in inputs:
                 args[key] = inputs[args[key]]
-    for nid in [n for n, node in g.items() if node["class_type"] == "CLIPVisionLoader"]:
+    loaders = [n for n, node in g.items() if node["class_type"] == "CLIPVisionLoader"]
+    for nid in loaders:
         del g[nid]
+    for node in g.values():  # optional CLIP_VISION inputs (the DreamStyle trainer's) go with their loader
+        for key in [k for k, v in node["inputs"].items() if isinstance(v, list) and v[0] in loaders]:
+            del node["inputs"][key]
     return g
