@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from dreamstyle.dataset_media import fsync_path, sha256_file  # noqa: E402
 from scripts.batch_manifest import Manifest, client_id_of, fold  # noqa: E402
-from scripts.batch_outputs import item_dir, output_name, unreadable  # noqa: E402
+from scripts.batch_outputs import item_dir, output_name, stays_inside, unreadable  # noqa: E402
 from scripts.comfy_client import (ComfyServer, Limits, LocalFileError, PromptResult, ServerGone,  # noqa: E402
                                   UploadRefused)
 
@@ -302,6 +302,8 @@ class Batch:
                     files.append({"path": name, "node": node, "bytes": os.path.getsize(dest),
                                   "sha256": await asyncio.to_thread(sha256_file, dest)})
             final = item_dir(self.out_dir, item.rel)
+            if not stays_inside(self.out_dir, final):
+                raise ItemFailed("local_io", f"{final} leads outside {self.out_dir}/outputs (a symlink); refused")
             os.makedirs(os.path.dirname(final), exist_ok=True)
             old = None
             if os.path.lexists(final):

@@ -221,3 +221,32 @@ def test_the_model_sees_the_paper_channels(wan):
     assert x[:, 16:20].amin(dim=(1, 3, 4)).tolist() == x[:, 16:20].amax(dim=(1, 3, 4)).tolist() == [[1, 0, 0, 0, 1]] * 2
     expected = model.model.latent_format.process_in(pos[0][1]["concat_latent_image"])
     torch.testing.assert_close(x[:, 20:].float(), expected.expand(2, -1, -1, -1, -1).float(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("first,style,clip", [(False, False, False), (True, False, False), (False, True, True)])
+def test_clip_features_are_passed_as_wan_image_to_video_passes_them(wan, first, style, clip):
+    """Without CLIP-vision (text-only, first-frame-only) neither side carries clip_vision_output, so the
+    I2V model gets no image tokens, as after the stock WanImageToVideo without one; with it, positive and
+    negative both carry it, as WanImageToVideo does and Wan2.1-I2V's own sampler does (its unconditional
+    pass keeps the image context: CFG then guides along the text, not along the style image)."""
+    from comfy_extras.nodes_wan import WanImageToVideo
+    model, vae, ds = wan
+    pos, neg, _, _ = condition(ds, vae, first=first, style=style, clip=clip)
+    cv = pos[0][1].get("clip_vision_output")
+    stock_pos, stock_neg, _ = WanImageToVideo.execute(text_cond(1), text_cond(2), vae, 56, 40, 5, 1,
+                                                      start_image=torch.rand(1, 40, 56, 3),
+                                                      clip_vision_output=cv).result
+    for ours, stock in ((pos, stock_pos), (neg, stock_neg)):
+        assert ("clip_vision_output" in ours[0][1]) == ("clip_vision_output" in stock[0][1]) == clip
+        if clip:
+            assert ours[0][1]["clip_vision_output"] is stock[0][1]["clip_vision_output"]
+
+
+def test_a_latent_from_another_conditioning_run_is_refused_with_the_packs_message(wan, tiny_models):
+    model, vae, ds = wan
+    write_lora(os.path.join(loras_dir(tiny_models), "test_token_lora.safetensors"), model)
+    patched = ds.DreamStyleTokenLoRALoader.execute(model, "test_token_lora.safetensors", 1.0).result[0]
+    pos, neg, _, _ = condition(ds, vae)                                        # 1 + 3 + 1 latent frames
+    other = ds.DreamStyleConditioning.execute(text_cond(1), text_cond(2), vae, video(frames=13)).result[2]  # 4
+    with pytest.raises(ValueError, match="connect the latent and the positive/negative of the same"):
+        sample(patched, pos, neg, other, steps=1)
