@@ -188,6 +188,7 @@ def main():
                 if node["class_type"] == "DreamStyleLongVideo":
                     node["inputs"].update(chunk_frames=5, overlap=1)  # chunks of the toy's trained length
                 if node["class_type"] == "DreamStyleTrainTokenLoRA":
+                    node["inputs"].pop("clip_vision", None)  # the tiny CLIP vision (32 wide) does not fit the toy Wan
                     node["inputs"].update(rank=4, lr=1e-4, accumulation=1, save_every=0, precision="fp32",
                                           overwrite=True, lora_name="demo_" + node["inputs"]["lora_name"])
             result = client.run(wf)

@@ -184,3 +184,8 @@ def test_bad_inputs_name_the_input(synthetic_dataset, tmp_path):
                           TrainConfig(block_swap=3, gradient_checkpointing=True), tmp_path / "r")
     with pytest.raises(ValueError, match="block_swap: needs gradient_checkpointing"):
         TrainConfig(block_swap=1)
+    narrow = toy_encoders()
+    wide = narrow.clip_vision_encode
+    narrow.clip_vision_encode = lambda image: wide(image)[..., :1024]  # a ViT-L's width for Wan's ViT-H branch
+    with pytest.raises(ValueError, match="clip_vision: its features are 1024 wide, the model's image branch takes 1280"):
+        DreamStyleTrainer(ToyWan(), narrow, synthetic_dataset, TrainConfig(), tmp_path / "clip")
