@@ -20,6 +20,7 @@ TINY_FILES = {  # real file name (as the example workflows name it) -> tiny fixt
     HICAST_EDGE_ADAPTER: "tiny_sd15_edge_adapter.safetensors",
     HICAST_STYLE_ENCODER: "tiny_sd15_style_encoder.safetensors",
     HICAST_TEMPORAL: "tiny_sd15_temporal_layers.safetensors",
+    "stylemotif_mld_humanml3d.safetensors": "tiny_stylemotif.safetensors",
 }
 TINY_CLIP = {"stable_diffusion": ("TinyCLIPLoader", "tiny_clip_l.safetensors")}  # CLIPLoader type -> test loader
 

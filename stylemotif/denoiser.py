@@ -60,12 +60,16 @@ class LatentDenoiser(nn.Module):
                              f"{self.text_dim}]), got shape {tuple(text.shape)}")
         return text
 
-    def forward(self, z, t, text, style=None, gamma=0.6, fuse_after=FUSE_AFTER):
-        """eps prediction [B, L, D] for noisy latents z [B, L, D], timesteps t [B] (0..999), text [B, T, text_dim]."""
+    def tokens(self, z, t, text):
+        """The input sequence query_pos([z_t, time, text]) [B, L + 1 + T, D]."""
         text = self.check_text(text, z.shape[0])
         time = self.time_embedding(timestep_embedding(t.reshape(-1).expand(z.shape[0]), self.text_dim).to(z.dtype))
         text = self.emb_proj(text) if self.text_dim != self.latent_dim else text
-        h = self.query_pos(torch.cat([z, time[:, None], text], 1))
+        return self.query_pos(torch.cat([z, time[:, None], text], 1))
+
+    def forward(self, z, t, text, style=None, gamma=0.6, fuse_after=FUSE_AFTER):
+        """eps prediction [B, L, D] for noisy latents z [B, L, D], timesteps t [B] (0..999), text [B, T, text_dim]."""
+        h = self.tokens(z, t, text)
         after = None
         if style is not None:
             m = self.check_fuse_after(fuse_after)
