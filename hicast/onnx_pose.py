@@ -1,4 +1,5 @@
-"""OpenPose-style body keypoints from a user-provided ONNX model, run with onnxruntime on the CPU.
+"""OpenPose-style body keypoints from a user-provided ONNX model, run with onnxruntime (the
+onnxruntime-gpu or CPU wheel, whichever is installed; the node prefers a GPU provider).
 
 Contract (the CMU OpenPose body model's, as exported to ONNX by the ecosystem's preprocessors):
 - input: the model's first input, float32 [1, 3, H_in, W_in], BGR, x = v / 256 - 0.5 for 8-bit values v.
@@ -31,15 +32,16 @@ def onnx_model_files(root):
     return sorted(f for f in os.listdir(root) if f.lower().endswith(".onnx"))
 
 
-def load_onnx_pose(path, folder_hint=None):
-    """An onnxruntime CPU session for PATH; a clear error naming the folder when there is no such file."""
+def load_onnx_pose(path, folder_hint=None, providers=("CPUExecutionProvider",)):
+    """An onnxruntime session for PATH on PROVIDERS (in order of preference); a clear error naming the
+    folder when there is no such file."""
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"no pose ONNX model at {path}: put an OpenPose-style body model (.onnx: BGR image [1, 3, H, W] -> "
             f"keypoint heatmaps [1, 18|19, h, w]) in {folder_hint or os.path.dirname(path)}, or choose "
             "'mediapipe (built in)'")
     import onnxruntime
-    return onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(path, providers=list(providers))
 
 
 def input_size(session, height, width, resolution):

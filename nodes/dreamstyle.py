@@ -20,6 +20,7 @@ from ..dreamstyle.lora_file import LoRAFileError, parse_lora, read_safetensors
 from ..dreamstyle.token_lora import TokenLoRA, adapted_layer_names
 from ..dreamstyle.video_padding import crop_video, fit_image, pad_video
 from .dreamstyle_patch import FRAME_TYPES_KEY, apply_token_lora
+from .search import search_aliases
 
 CATEGORY = "UniStyle/DreamStyle"
 LAYOUT_KEY = "dreamstyle_layout"
@@ -132,7 +133,8 @@ class DreamStyleConditioning(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="DreamStyleConditioning",
-            display_name="DreamStyle Conditioning",
+            display_name="DreamStyle Stylize Video: style transfer conditioning",
+            **search_aliases("stylize video", "video style transfer", "style transfer"),
             category=CATEGORY,
             description="Injects the original video (channel-wise, mask 0), an optional stylized first frame "
                         "(prepended, mask 1) and an optional style image (appended, mask 1, plus its CLIP-vision "
@@ -208,7 +210,7 @@ class DreamStyleTrimLatent(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="DreamStyleTrimLatent",
-            display_name="DreamStyle Trim Latent",
+            display_name="DreamStyle Trim Condition Frames",
             category=CATEGORY,
             description="Removes the prepended first-frame and appended style-image latent frames after sampling, "
                         "so the stock VAEDecode decodes only the video.",
@@ -226,7 +228,7 @@ class DreamStyleDecode(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="DreamStyleDecode",
-            display_name="DreamStyle Decode",
+            display_name="DreamStyle Decode Stylized Video",
             category=CATEGORY,
             description="Trims the condition frames, decodes with the VAE and cuts the padding, giving exactly the "
                         "input video's frame count and size.",
@@ -245,7 +247,8 @@ class DreamStyleLongVideo(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="DreamStyleLongVideo",
-            display_name="DreamStyle Long Video",
+            display_name="DreamStyle Stylize Video (long, in chunks)",
+            **search_aliases("stylize video", "long video style transfer"),
             category=CATEGORY,
             description="Stylizes a video of any length in chunks of at most 81 frames. Each chunk after the first "
                         "takes the last stylized frame of the previous chunk as its stylized first frame; "

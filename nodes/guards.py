@@ -75,26 +75,27 @@ def find_output_folder(name, input_name, kind=None):
 
 
 def input_file(name, input_name):
-    """An existing file under ComfyUI's input folder (names as LoadImage lists them)."""
-    full = resolve_under(folder_paths.get_input_directory(), name, input_name)
+    """An existing file under ComfyUI's input folder, named as LoadImage names them (a trailing ' [output]' or
+    ' [temp]' picks that folder instead)."""
+    if not isinstance(name, str):
+        raise NodeInputError(f"{input_name}: expected a file name, got {type(name).__name__}")
+    stripped, root = folder_paths.annotated_filepath(name.strip())
+    full = resolve_under(root or folder_paths.get_input_directory(), stripped, input_name)
     if not os.path.isfile(full):
         raise NodeInputError(f"{input_name}: no file {name!r} in ComfyUI's input folder")
     return full
 
 
 def model_file(kind, name, input_name):
-    """An existing model file of `kind`, by the name folder_paths lists (confined to that kind's folders)."""
+    """An existing model file of `kind`, by a name folder_paths lists for it.
+
+    The listing is the confinement, as for ComfyUI's own loaders: only the server's owner puts files (or
+    symlinks to a model kept elsewhere) into models/<kind>, so a listed symlink is followed."""
     _check_relative(name, input_name)
-    if name not in folder_paths.get_filename_list(kind):
+    full = folder_paths.get_full_path(kind, name) if name in folder_paths.get_filename_list(kind) else None
+    if full is None:
         raise NodeInputError(f"{input_name}: {name!r} is not in models/{kind} (choose one from the list, or place "
                              f"the file in models/{kind} and refresh)")
-    full = folder_paths.get_full_path(kind, name)
-    if full is None:
-        raise NodeInputError(f"{input_name}: {name!r} is not in models/{kind}")
-    real = os.path.realpath(full)
-    roots = [os.path.realpath(r) for r in folder_paths.get_folder_paths(kind)]
-    if not any(os.path.commonpath([r, real]) == r for r in roots):
-        raise NodeInputError(f"{input_name}: {name!r} resolves outside models/{kind}; refused")
     return full
 
 
@@ -103,7 +104,7 @@ def plain_name(name, input_name, ext=".safetensors"):
     name = (name or "").strip()
     if ext and name.endswith(ext):
         name = name[:-len(ext)]
-    if not name or any(c in name for c in "/\\\x00") or name.startswith(".") or _DRIVE.match(name):
+    if not name or any(c in name for c in "/\\:\x00") or name.startswith("."):
         raise NodeInputError(f"{input_name}: expected a plain file name such as my_model, got {name!r}")
     return name
 
@@ -120,10 +121,24 @@ def new_model_path(kind, name, input_name, ext=".safetensors", overwrite=False):
 
 
 def finite(value, input_name):
-    """Refuse NaN/inf in a number or tensor (ComfyUI's min/max validation lets NaN through)."""
+    """Refuse NaN/inf in a number or tensor (ComfyUI's min/max validation lets NaN through).
+
+    A tensor is summed in its own precision (narrower floats in fp32): a NaN or inf anywhere makes the sum
+    non-finite, and the sum needs no copy of a large video. Only a non-finite sum (a bad value, or an
+    overflow of huge finite values) is looked at item by item, to confirm it and name the first bad item.
+    """
     if isinstance(value, torch.Tensor):
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise NodeInputError(f"{input_name}: contains NaN or infinite values")
+        if value.is_floating_point() and not _finite_sum(value):
+            items = value.reshape(-1) if value.dim() == 0 else value
+            for i, item in enumerate(items):
+                if not _finite_sum(item) and not bool(torch.isfinite(item.float()).all()):
+                    where = f" (item {i} of {len(items)} along the first axis)" if value.dim() > 0 else ""
+                    raise NodeInputError(f"{input_name}: contains NaN or infinite values{where}")
     elif isinstance(value, float) and not math.isfinite(value):
         raise NodeInputError(f"{input_name}: expected a finite number, got {value}")
     return value
+
+
+def _finite_sum(tensor):
+    dtype = torch.float32 if tensor.element_size() < 4 else None
+    return bool(torch.isfinite(tensor.sum(dtype=dtype)))

@@ -24,6 +24,8 @@ from ..hicast.temporal_layers import TemporalInjection, TemporalLayers
 from ..hicast.temporal_smoothing import temporal_smooth
 from ..hicast.temporal_training import train_temporal_layers
 from ..hicast.unet_levels import encoder_levels
+from .backends import missing, onnxruntime_providers
+from .search import search_aliases
 
 CATEGORY = "UniStyle/HiCAST"
 ADAPTERS, DEPTH, POSE = "hicast_adapters", "hicast_depth", "hicast_pose"
@@ -99,6 +101,8 @@ class HiCASTEdgeMap(io.ComfyNode):
 
 
 class HiCASTSegmentationMap(io.ComfyNode):
+    BACKENDS = ("mediapipe",)
+
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -116,18 +120,25 @@ class HiCASTSegmentationMap(io.ComfyNode):
 
 
 def pose_choices():
-    return [MEDIAPIPE] + [f for root in folder_paths.get_folder_paths(POSE) for f in onnx_model_files(root)]
+    """mediapipe's model and the .onnx files in models/hicast_pose, each only when its runtime imports."""
+    builtin = [] if missing("mediapipe") else [MEDIAPIPE]
+    onnx = [] if missing("onnxruntime") else [f for root in folder_paths.get_folder_paths(POSE)
+                                              for f in onnx_model_files(root)]
+    return builtin + onnx or [NONE_INSTALLED]
 
 
 class HiCASTPoseMap(io.ComfyNode):
+    BACKENDS = ("mediapipe", "onnxruntime")
+
     @classmethod
     def define_schema(cls):
+        choices = pose_choices()
         return io.Schema(
             node_id="HiCASTPoseMap", display_name="HiCAST Pose Map", category=CATEGORY,
             description="OpenPose-coloured body skeleton from mediapipe's bundled pose model or an OpenPose-style "
                         "ONNX body model in models/hicast_pose.",
             inputs=[io.Image.Input("image", tooltip="Image or video frames."),
-                    io.Combo.Input("pose_model", options=pose_choices(), default=MEDIAPIPE,
+                    io.Combo.Input("pose_model", options=choices, default=choices[0],
                                    tooltip="mediapipe's bundled model, or an .onnx in models/hicast_pose (BGR image "
                                            "[1, 3, H, W] -> keypoint heatmaps [1, 18|19, h, w], e.g. OpenPose body)."),
                     io.Float.Input("min_visibility", default=0.5, min=0.0, max=1.0, step=0.05,
@@ -148,7 +159,7 @@ class HiCASTPoseMap(io.ComfyNode):
             return io.NodeOutput(pose_map(images, min_visibility, stick_width))
         folder = folder_paths.get_folder_paths(POSE)[0]
         path = folder_paths.get_full_path(POSE, pose_model) or os.path.join(folder, pose_model)
-        session = load_onnx_pose(path, folder)
+        session = load_onnx_pose(path, folder, onnxruntime_providers())
         return io.NodeOutput(onnx_pose_map(session, images, heatmap_threshold, stick_width, detect_resolution,
                                            progress=progress_bar(images.shape[0])))
 
@@ -231,7 +242,8 @@ class HiCASTApplyStyleAdapters(io.ComfyNode):
                       io.Float.Input(f"weight_{i}", default=1.0, min=-5.0, max=5.0, step=0.05,
                                      tooltip=f"Weight of adapter {i}'s features; 0 turns it off.")]
         return io.Schema(
-            node_id="HiCASTApplyStyleAdapters", display_name="HiCAST Apply Style Adapters", category=CATEGORY,
+            node_id="HiCASTApplyStyleAdapters", display_name="HiCAST Style Transfer (apply adapters)",
+            **search_aliases("style transfer", "image style transfer", "stylize image"), category=CATEGORY,
             description="Add weighted adapter features to the UNet encoder and the style image as extra cross-attention "
                         "tokens. All weights 0 and style scale 0 return the unpatched model.",
             inputs=[io.Model.Input("model", tooltip="An SD-family model (e.g. SD1.5)."), *slots,
@@ -275,7 +287,8 @@ class HiCASTStyleConditioning(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id="HiCASTStyleConditioning", display_name="HiCAST Style Conditioning", category=CATEGORY,
+            node_id="HiCASTStyleConditioning", display_name="HiCAST Style Transfer Conditioning",
+            **search_aliases("style transfer"), category=CATEGORY,
             description="Text-free HiCAST: the style tokens f_s are the whole cross-attention condition "
                         "(positive = lambda * f_s, negative = zeros of the same shape).",
             inputs=[HiCASTModule.Input("style_encoder", tooltip="The HiCAST style encoder file."),
@@ -301,7 +314,8 @@ class HiCASTApplyTemporalLayers(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id="HiCASTApplyTemporalLayers", display_name="HiCAST Apply Temporal Layers", category=CATEGORY,
+            node_id="HiCASTApplyTemporalLayers", display_name="HiCAST Stylize Video (temporal layers)",
+            **search_aliases("stylize video", "video style transfer"), category=CATEGORY,
             description="Video AST: attention across the frames of the latent batch after each encoder level.",
             inputs=[io.Model.Input("model", tooltip="An SD-family model, optionally already patched with adapters."),
                     HiCASTModule.Input("temporal_layers", tooltip="A HiCAST temporal-layers file.")],

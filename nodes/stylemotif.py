@@ -31,6 +31,7 @@ from ..stylemotif.skeleton import FPS, NUM_JOINTS
 from ..stylemotif.style_bank import blend_styles
 from ..stylemotif.training import RESUME_EXT
 from . import guards
+from .search import search_aliases
 
 FOLDER = "stylemotif"
 folder_paths.add_model_folder_path(FOLDER, os.path.join(folder_paths.models_dir, FOLDER))
@@ -119,7 +120,8 @@ class StyleMotifEncodeStyle(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id="StyleMotifEncodeStyle", display_name="StyleMotif Encode Style (motion)", category=CATEGORY,
+            node_id="StyleMotifEncodeStyle", display_name="StyleMotif Motion Style from Clip",
+            **search_aliases("motion style"), category=CATEGORY,
             inputs=[Model.Input("model", tooltip="The StyleMotif model whose style encoder is used."),
                     Motion.Input("motion", tooltip="A style reference motion (e.g. an old person walking).")],
             outputs=[Style.Output(display_name="style")])
@@ -134,7 +136,8 @@ class StyleMotifStyleFromEmbedding(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id="StyleMotifStyleFromEmbedding", display_name="StyleMotif Style From Text/Image", category=CATEGORY,
+            node_id="StyleMotifStyleFromEmbedding", display_name="StyleMotif Motion Style from Text or Image",
+            **search_aliases("motion style"), category=CATEGORY,
             description="Project a CLIP ViT-L/14 embedding (text: CLIPTextEncode's pooled output; image: CLIP Vision "
                         "Encode's image_embeds) into the style space and retrieve/blend the nearest bank styles.",
             inputs=[Model.Input("model", tooltip="The StyleMotif model (its alignment head and style bank are used)."),
@@ -163,7 +166,8 @@ class StyleMotifBlendStyles(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id="StyleMotifBlendStyles", display_name="StyleMotif Blend Styles", category=CATEGORY,
+            node_id="StyleMotifBlendStyles", display_name="StyleMotif Blend Motion Styles",
+            **search_aliases("motion style", "style interpolation"), category=CATEGORY,
             description="Style interpolation: the weighted average of up to three style vectors.",
             inputs=[Style.Input("style_a", tooltip="First style."),
                     io.Float.Input("weight_a", default=0.5, min=0.0, max=10.0, step=0.05, tooltip="Weight of style_a."),
@@ -190,12 +194,13 @@ class StyleMotifStylize(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id="StyleMotifStylize", display_name="StyleMotif Stylize", category=CATEGORY,
+            node_id="StyleMotifStylize", display_name="StyleMotif Motion Style Transfer",
+            **search_aliases("motion style", "style transfer", "stylize motion"), category=CATEGORY,
             description="Text + a style -> stylized motion (MLD's DDIM with classifier-free guidance, cross normalization "
                         "after block m; gamma 0 = plain MLD). With content_motion: motion style transfer, the content motion "
                         "re-noised to `strength` and denoised with the same text guidance.",
             inputs=[Model.Input("model", tooltip="The StyleMotif model."),
-                    Style.Input("style", tooltip="Style vector from Encode Style, Style From Text/Image or Blend Styles."),
+                    Style.Input("style", tooltip="Style vector from Motion Style from Clip, Motion Style from Text or Image, or Blend Motion Styles."),
                     io.Conditioning.Input("positive", tooltip="The motion's description, CLIPTextEncode with CLIP-L "
                                           "(MLD reads its pooled, projected output). In transfer: the content motion's description."),
                     io.Conditioning.Input("negative", tooltip="CLIPTextEncode of an EMPTY prompt with the same CLIP: MLD's "

@@ -7,6 +7,11 @@
 A prompt that ComfyUI refuses at validation comes back as a result with ok False and ComfyUI's own
 `error` / `node_errors`; an execution error comes back with ComfyUI's execution_error message.
 Neither raises: callers decide. Transport failures (server gone) do raise.
+
+`ComfyServer` is the asyncio side for programs that drive several servers at once (scripts/batch.py): one
+session per server, every idempotent request retried on transport errors, a server that still does not
+answer raised as `ServerGone`, and `submit` never queues a prompt twice (it checks /queue and /history for
+its prompt id before sending again).
 """
 import asyncio
 import json
@@ -40,6 +45,18 @@ class PromptResult:
                         if isinstance(it, dict) and "filename" in it:
                             found.append((it.get("type", "output"), it.get("subfolder", ""), it["filename"]))
         return found
+
+    @classmethod
+    def from_history(cls, prompt_id, entry, events=(), seconds=0.0):
+        """The result recorded in /history for PROMPT_ID (an execution_error/interrupted message makes it not ok)."""
+        status = entry.get("status", {})
+        error = None
+        for kind, msg in status.get("messages", []):
+            if kind in ("execution_error", "execution_interrupted"):
+                error = dict(msg, type=kind)
+        return cls(prompt_id, status.get("status_str") == "success" and error is None,
+                   status.get("status_str", "unknown"), entry.get("outputs", {}), error, events=list(events),
+                   seconds=seconds)
 
     def describe_error(self):
         if self.ok:
@@ -113,14 +130,7 @@ class ComfyClient:
             finally:
                 await ws.close()
             entry = await self._history_entry(s, prompt_id, t0 + timeout)
-        status = entry.get("status", {})
-        ok = status.get("status_str") == "success"
-        error = None
-        for kind, msg in status.get("messages", []):
-            if kind in ("execution_error", "execution_interrupted"):
-                error = dict(msg, type=kind)
-        return PromptResult(prompt_id, ok, status.get("status_str", "unknown"), entry.get("outputs", {}), error,
-                            events=events, seconds=time.monotonic() - t0)
+        return PromptResult.from_history(prompt_id, entry, events, time.monotonic() - t0)
 
     async def _follow(self, ws, prompt_id, events, on_event, deadline):
         while True:
@@ -155,3 +165,182 @@ class ComfyClient:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"prompt {prompt_id} has no history entry")
             await asyncio.sleep(0.2)
+
+
+class ServerGone(Exception):
+    """The server did not answer, after every retry (not an OSError: retry loops must let it through)."""
+
+
+class UploadRefused(RuntimeError):
+    """The server answered, and refused the upload (too large for its --max-upload-size, bad name, ...)."""
+
+
+class LocalFileError(Exception):
+    """Reading an input or writing a download failed on this machine (not the server's fault)."""
+
+
+TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+
+def _local(what, fn, *args):
+    try:
+        return fn(*args)
+    except OSError as e:
+        raise LocalFileError(f"{what}: {e}") from e
+
+
+@dataclass
+class Limits:
+    """How long to wait and how often to retry a request before a server counts as gone."""
+    connect_timeout: float = 5.0     # seconds to open a connection
+    request_timeout: float = 60.0    # seconds without a byte from the server
+    retries: int = 3                 # further tries of a failed request, with doubling backoff
+    backoff: float = 0.5             # seconds before the first retry
+    max_upload_mb: float = 1024.0    # larger inputs are refused before any upload
+
+
+class ComfyServer:
+    """One ComfyUI server, for asyncio programs: `async with ComfyServer("127.0.0.1:8188") as s: ...`."""
+
+    def __init__(self, address, limits=None):
+        self.host = address.removeprefix("http://").rstrip("/")
+        self.name = self.host
+        self.limits = limits or Limits()
+        self.gone = None  # the reason, once it stopped answering
+        self._session = None
+
+    @property
+    def base(self):
+        return f"http://{self.host}"
+
+    async def __aenter__(self):
+        lim = self.limits
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(
+            total=None, connect=lim.connect_timeout, sock_connect=lim.connect_timeout, sock_read=lim.request_timeout))
+        return self
+
+    async def __aexit__(self, *exc):
+        await self._session.close()
+
+    async def _retrying(self, what, attempt):
+        """Run `await attempt()` until it does not raise a transport error; ServerGone after the last retry."""
+        last = None
+        for i in range(self.limits.retries + 1):
+            if self.gone:
+                raise ServerGone(self.gone)
+            try:
+                return await attempt()
+            except TRANSPORT_ERRORS as e:
+                last = e
+            if i < self.limits.retries:
+                await asyncio.sleep(self.limits.backoff * 2 ** i)
+        self.gone = f"{self.name} stopped answering ({what}: {type(last).__name__}: {last or 'timeout'})"
+        raise ServerGone(self.gone)
+
+    async def get_json(self, path):
+        async def attempt():
+            async with self._session.get(self.base + path) as r:
+                r.raise_for_status()
+                return await r.json(content_type=None)
+        return await self._retrying(f"GET {path}", attempt)
+
+    async def answers(self):
+        """True when GET /queue answers now (one quick try; does not mark the server gone)."""
+        try:
+            async with self._session.get(self.base + "/queue",
+                                         timeout=aiohttp.ClientTimeout(total=self.limits.connect_timeout)) as r:
+                return r.status == 200
+        except TRANSPORT_ERRORS:
+            return False
+
+    async def queue_length(self):
+        q = await self.get_json("/queue")
+        return len(q.get("queue_running", [])) + len(q.get("queue_pending", []))
+
+    async def history(self, prompt_id):
+        """The finished prompt's /history entry, or None while it is queued or running (or unknown)."""
+        h = await self.get_json(f"/history/{prompt_id}")
+        entry = h.get(prompt_id)
+        return entry if entry and entry.get("status", {}).get("completed") is not None else None
+
+    async def knows(self, prompt_id):
+        """Whether PROMPT_ID is queued, running or in the history of this server."""
+        q = await self.get_json("/queue")
+        if any(item[1] == prompt_id for item in q.get("queue_running", []) + q.get("queue_pending", [])):
+            return True
+        return prompt_id in await self.get_json(f"/history/{prompt_id}")
+
+    async def upload(self, path, name, subfolder=""):
+        """Upload PATH as input/SUBFOLDER/NAME (overwriting: give content-addressed names); returns the name
+        a loader node takes ("SUBFOLDER/NAME")."""
+        size = _local(f"cannot read {path}", os.path.getsize, path)
+        if size > self.limits.max_upload_mb * 2 ** 20:
+            raise UploadRefused(f"{path} is {size / 2 ** 20:.1f} MB, more than the upload limit "
+                                f"({self.limits.max_upload_mb:g} MB, --max-upload-mb)")
+
+        async def attempt():
+            with _local(f"cannot read {path}", open, path, "rb") as f:
+                data = aiohttp.FormData()
+                data.add_field("image", f, filename=name)
+                data.add_field("subfolder", subfolder)
+                data.add_field("overwrite", "true")
+                async with self._session.post(self.base + "/upload/image", data=data) as r:
+                    body = await r.text()
+            if r.status == 413:
+                raise UploadRefused(f"{self.name} refused the upload of {path} ({size / 2 ** 20:.1f} MB): larger "
+                                    f"than its --max-upload-size")
+            if r.status != 200:
+                raise UploadRefused(f"{self.name} refused the upload of {path}: HTTP {r.status} {body[:300]}")
+            return json.loads(body)
+        got = await self._retrying(f"upload {name}", attempt)
+        return f"{got['subfolder']}/{got['name']}" if got.get("subfolder") else got["name"]
+
+    async def submit(self, workflow, prompt_id, client_id):
+        """POST /prompt under a prompt id chosen by the caller. Returns None when queued, else ComfyUI's refusal
+        ({"error": ..., "node_errors": ...}). After a transport error the prompt is looked for on the server
+        before it is sent again, so it is never queued twice."""
+        sent = []
+
+        async def attempt():
+            if sent and await self.knows(prompt_id):
+                return None
+            sent.append(1)
+            try:
+                async with self._session.post(self.base + "/prompt", json={
+                        "prompt": workflow, "prompt_id": prompt_id, "client_id": client_id}) as r:
+                    body = await r.json(content_type=None)
+            except TRANSPORT_ERRORS:
+                if await self.answers() and await self.knows(prompt_id):
+                    return None
+                raise
+            if r.status == 200 and body.get("prompt_id") == prompt_id:
+                return None
+            return {"error": body.get("error") or {"type": f"HTTP {r.status}", "message": str(body)[:300]},
+                    "node_errors": body.get("node_errors") or {}}
+        return await self._retrying("POST /prompt", attempt)
+
+    async def cancel(self, prompt_id):
+        """Best effort: drop PROMPT_ID from the queue, or interrupt it if it runs."""
+        try:
+            async with self._session.post(self.base + "/queue", json={"delete": [prompt_id]}):
+                pass
+            async with self._session.post(self.base + "/interrupt", json={"prompt_id": prompt_id}):
+                pass
+        except TRANSPORT_ERRORS:
+            pass
+
+    async def download(self, kind, subfolder, filename, dest):
+        """GET /view into DEST (written whole or not at all)."""
+        params = {"filename": filename, "subfolder": subfolder, "type": kind}
+        tmp = dest + ".part"
+
+        async def attempt():
+            async with self._session.get(self.base + "/view", params=params) as r:
+                if r.status != 200:
+                    return f"GET /view {filename}: HTTP {r.status}"
+                with _local(f"cannot write {tmp}", open, tmp, "wb") as f:
+                    async for block in r.content.iter_chunked(1 << 20):
+                        _local(f"cannot write {tmp}", f.write, block)
+            _local(f"cannot write {dest}", os.replace, tmp, dest)
+            return None
+        return await self._retrying(f"download {filename}", attempt)

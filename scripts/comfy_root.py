@@ -21,6 +21,16 @@ def comfy_root():
     return os.path.realpath(root)
 
 
+def comfy_version(root=None):
+    """The host's version string (comfyui_version.py), read without importing ComfyUI."""
+    path = os.path.join(root or comfy_root(), "comfyui_version.py")
+    with open(path) as f:
+        for line in f:
+            if line.startswith("__version__"):
+                return line.split("=", 1)[1].strip().strip("\"'")
+    raise RuntimeError(f"{path}: no __version__")
+
+
 def import_comfy_in_process():
     """Put ComfyUI first on sys.path with argument parsing off and --cpu when no GPU, then return its root.
 

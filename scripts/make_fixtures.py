@@ -1,7 +1,9 @@
-"""Write every tiny model fixture into MODELS (default build/models), skipping work already done.
+"""Write every tiny model fixture into MODELS, skipping work already done.
 
-    python scripts/make_fixtures.py [--out build/models] [--force]
+    python scripts/make_fixtures.py [--out MODELS] [--force]
 
+MODELS defaults to build/models for the bundled host and build/models-comfyui-<version> for another one
+($COMFYUI_PATH): a fixture can depend on what the host's loaders accept (scripts/fixtures/wan.py).
 A stamp file holds a hash of scripts/fixtures/*.py; when the builders change, everything is rebuilt.
 """
 import argparse
@@ -16,10 +18,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
-from scripts.comfy_root import import_comfy_in_process  # noqa: E402
+from scripts.comfy_root import bundled_comfy_root, comfy_root, comfy_version, import_comfy_in_process  # noqa: E402
 from scripts.fixtures import BUILDERS  # noqa: E402
 
-DEFAULT_OUT = os.path.join(ROOT, "build", "models")
+
+def default_out():
+    root = comfy_root()
+    if root == os.path.realpath(bundled_comfy_root() or ""):
+        return os.path.join(ROOT, "build", "models")
+    return os.path.join(ROOT, "build", f"models-comfyui-{comfy_version(root)}")
 
 
 def builders_hash():
@@ -30,7 +37,8 @@ def builders_hash():
     return h.hexdigest()[:16]
 
 
-def ensure_fixtures(out=DEFAULT_OUT, force=False, log=print):
+def ensure_fixtures(out=None, force=False, log=print):
+    out = out or default_out()
     stamp = os.path.join(out, ".fixtures-stamp")
     want = builders_hash()
     if not force and os.path.exists(stamp) and open(stamp).read() == want:
@@ -50,7 +58,7 @@ def ensure_fixtures(out=DEFAULT_OUT, force=False, log=print):
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default=DEFAULT_OUT)
+    ap.add_argument("--out", default=None, help="default: build/models (bundled host) or build/models-comfyui-<version>")
     ap.add_argument("--force", action="store_true")
     a = ap.parse_args()
     ensure_fixtures(a.out, a.force)

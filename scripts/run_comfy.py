@@ -21,7 +21,7 @@ import comfy.options  # noqa: E402
 
 comfy.options.enable_args_parsing()  # must come before anything imports comfy.cli_args
 
-if root == bundled_comfy_root():
+if root == os.path.realpath(bundled_comfy_root() or ""):
     import utils.extra_config as extra_config  # noqa: E402
 
     _load = extra_config.load_extra_path_config

@@ -20,22 +20,29 @@ TINY_FILES = {  # real file name (as the example workflows name it) -> tiny fixt
     HICAST_EDGE_ADAPTER: "tiny_sd15_edge_adapter.safetensors",
     HICAST_STYLE_ENCODER: "tiny_sd15_style_encoder.safetensors",
     HICAST_TEMPORAL: "tiny_sd15_temporal_layers.safetensors",
-    "stylemotif_mld_humanml3d.safetensors": "tiny_stylemotif.safetensors",
+    "stylemotif_quick.safetensors": "tiny_stylemotif.safetensors",  # what the stylemotif_train workflow writes
 }
 TINY_CLIP = {"stable_diffusion": ("TinyCLIPLoader", "tiny_clip_l.safetensors")}  # CLIPLoader type -> test loader
+
+
+def tiny_files(api):
+    """A copy of API with every real model file name swapped for its tiny fixture, nothing else changed."""
+    g = copy.deepcopy(api)
+    for node in g.values():
+        for key, value in node["inputs"].items():
+            if isinstance(value, str) and value in TINY_FILES:
+                node["inputs"][key] = TINY_FILES[value]
+    return g
 
 
 def tiny_workflow(api, lora_name="tiny_dreamstyle_token_lora.safetensors", steps=2, inputs=None, size=None):
     """A copy of `api` for the tiny fixtures; `inputs` maps an input file name in the graph to another;
     `size` (width, height), if given, replaces every literal width/height input."""
-    g = copy.deepcopy(api)
+    g = tiny_files(api)
     inputs = inputs or {}
     for nid in list(g):
         node = g[nid]
         kind, args = node["class_type"], node["inputs"]
-        for key, value in args.items():
-            if isinstance(value, str) and value in TINY_FILES:
-                args[key] = TINY_FILES[value]
         if kind == "CLIPLoader":
             loader, name = TINY_CLIP.get(args.get("type"), ("TinyUMT5Loader", "tiny_umt5.safetensors"))
             g[nid] = {"class_type": loader, "inputs": {"clip_name": name}}

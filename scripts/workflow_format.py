@@ -3,8 +3,12 @@
 The API format ({"id": {"class_type", "inputs"}}) is what /prompt and scripts/batch.py take; the UI
 format (nodes, links, widgets_values) is what a person opens in the editor. workflows/api/ holds the
 API graphs; scripts/build_workflows.py writes their UI twins with api_to_ui(), and the e2e tests
-check that every committed UI file is exactly what api_to_ui gives for its API twin.
+check that every committed UI file is exactly what api_to_ui gives for its API twin. Loaders carry
+`properties.models` (name, url, directory) and each workflow gets a MarkdownNote saying what to download
+or train first (scripts/model_catalog.py).
 """
+from scripts.model_catalog import model_refs, note_markdown, properties_models
+
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 
 
@@ -95,10 +99,21 @@ def api_to_ui(api, object_info, title=None):
                       "inputs": inputs, "outputs": outputs[nid],
                       "properties": {"Node name for S&R": node["class_type"]}, "widgets_values": widgets,
                       **({"title": node["_meta"]["title"]} if node.get("_meta", {}).get("title") else {})})
+    refs = model_refs(api)
+    for node in nodes:
+        names = [name for nid, _, name in refs if int(nid) == node["id"]]
+        if names:
+            node["properties"]["models"] = properties_models(names)
     order = sorted(ids, key=lambda n: (depth[n], int(n)))
     for node in nodes:
         node["order"] = order.index(str(node["id"]))
-    return {"last_node_id": max(int(n) for n in ids), "last_link_id": len(links), "nodes": nodes, "links": links,
+    note = note_markdown(api)
+    if note:
+        nodes.append({"id": max(int(n) for n in ids) + 1, "type": "MarkdownNote",
+                      "pos": [40, 40 + 260 * column_rows.get(0, 0)], "size": [520, 320], "flags": {},
+                      "order": len(nodes), "mode": 0, "inputs": [], "outputs": [], "properties": {},
+                      "widgets_values": [note], "title": "Read me first: models"})
+    return {"last_node_id": max(node["id"] for node in nodes), "last_link_id": len(links), "nodes": nodes, "links": links,
             "groups": [], "config": {}, "extra": {"ds": {"scale": 0.8, "offset": [0, 0]},
                                                   **({"title": title} if title else {})},
             "version": 0.4}

@@ -1,85 +1,240 @@
-"""scripts/batch.py against the real server: one prompt per input, manifest, resume, bad items."""
+"""scripts/batch.py against two real ComfyUI servers (own ports and base dirs), with the test-only BatchProbe
+workflow: LoadImage -> BatchProbe (waits, or misbehaves when the uploaded name says so) -> SaveImage."""
+import collections
+import concurrent.futures
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
+import pytest
 from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+WORKFLOW = os.path.join(HERE, "workflows", "batch_probe.json")
+MAPS = [("1", "image"), ("2", "name")]
+BAD = {"corrupt.png", "explode_me.png", "reject_me.png", "empty_me.png"}
 
 
-def make_inputs(folder):
-    os.makedirs(folder, exist_ok=True)
-    rng = np.random.default_rng(1)
-    for name in ("a.png", "b.png"):
-        Image.fromarray((rng.random((48, 64, 3)) * 255).astype(np.uint8)).save(os.path.join(folder, name))
-    with open(os.path.join(folder, "c_broken.png"), "w") as f:
-        f.write("this is not an image")
+class Servers:
+    def __init__(self, bases, models):
+        self.bases, self.models = bases, models
+        self.ports = {}
+
+    def start(self):
+        from scripts import host
+        dead = [b for b in self.bases if not host._answers(self.ports.get(b, 0))]
+        with concurrent.futures.ThreadPoolExecutor(2) as ex:
+            for base, port in zip(dead, ex.map(lambda b: host.start(b, models=self.models, test_nodes=True), dead)):
+                self.ports[base] = port
+
+    @property
+    def addresses(self):
+        return [f"127.0.0.1:{self.ports[b]}" for b in self.bases]
+
+    def pid(self, i):
+        return int(open(os.path.join(self.bases[i], "comfy.pid")).read())
+
+    def prompts_by_name(self):
+        """How many prompts each uploaded name was queued in, over both servers' whole /history."""
+        from scripts.comfy_client import ComfyClient
+        seen = collections.Counter()
+        for address in self.addresses:
+            for entry in ComfyClient(address).get_json("/history").values():
+                seen[entry["prompt"][2]["2"]["inputs"]["name"]] += 1
+        return seen
 
 
-def test_batch_runs_each_input_records_errors_and_resumes(server, tmp_path):
+@pytest.fixture(scope="module")
+def servers(tiny_models):
+    from scripts import host
+    bases = [os.path.join(ROOT, "build", "test-host", f"batch-{os.getpid()}-{x}") for x in "ab"]
+    s = Servers(bases, tiny_models)
+    try:
+        s.start()
+        yield s
+    finally:
+        for b in bases:
+            host.stop(b)
+            shutil.rmtree(b, ignore_errors=True)
+
+
+@pytest.fixture
+def two(servers):
+    servers.start()  # a test before may have killed one
+    return servers
+
+
+def image(seed, size=(24, 32)):
+    return (np.random.default_rng(seed).random((*size, 3)) * 255).astype(np.uint8)
+
+
+def make_inputs(folder, names, seed):
+    for i, rel in enumerate(names):
+        path = os.path.join(folder, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if rel == "corrupt.png":
+            open(path, "w").write("this is not an image")
+        else:
+            Image.fromarray(image(seed * 1000 + i)).save(path)
+
+
+def records(out):
+    with open(os.path.join(out, "manifest.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def upload_name(path):
+    from dreamstyle.dataset_media import sha256_file
+    return f"unistyle_batch/{sha256_file(path)[:16]}_{os.path.basename(path)}"
+
+
+def opts(**kw):
+    from scripts.batch import Options
+    return Options(**kw)
+
+
+def test_mixed_batch_on_two_servers_each_item_true_once_and_rerun_skips(two, tmp_path):
     from scripts.batch import run_batch
-    inputs, out = str(tmp_path / "in"), str(tmp_path / "out")
-    make_inputs(inputs)
-    wf = os.path.join(HERE, "workflows", "wan_i2v_smoke.json")
-    lines = []
-    failures = run_batch(wf, inputs, maps=[("6", "image")], sets=[(("10", "steps"), 1)],
-                         server=server.url, out_dir=out, log=lines.append)
-    assert failures == 1
-    manifest = json.load(open(os.path.join(out, "manifest.json")))
-    items = manifest["items"]
-    assert set(items) == {"a.png", "b.png", "c_broken.png"}
-    for good in ("a.png", "b.png"):
-        assert items[good]["ok"] and len(items[good]["files"]) == 9 + 1  # 9 PNG frames + 1 WEBP
-        for rel in items[good]["files"]:
-            assert os.path.getsize(os.path.join(out, rel)) > 0
-    bad = items["c_broken.png"]
-    assert not bad["ok"] and bad["comfy_error"]["node_type"] == "LoadImage"
-    assert "LoadImage" in bad["error"]
-    assert any("progress" not in l and "ok" in l for l in lines)
+    inp, out = str(tmp_path / "in"), str(tmp_path / "out")
+    good = ["a.png", "sub1/a.png", "sub2/a.png", "clip.png", "clip.jpg"] + [f"deep/x/g{i}.png" for i in range(5)]
+    make_inputs(inp, good + sorted(BAD), seed=1)
+    run = lambda: run_batch(WORKFLOW, inp, MAPS, [(("2", "wait"), 0.2)], two.addresses, out,  # noqa: E731
+                            opts=opts(max_attempts=2), log=lambda line: None)
+    summary = run()
 
-    # re-run: the two good items are skipped, the broken one is tried again and still fails
-    lines.clear()
-    failures = run_batch(wf, inputs, maps=[("6", "image")], sets=[(("10", "steps"), 1)],
-                         server=server.url, out_dir=out, log=lines.append)
-    assert failures == 1
-    assert sum("skipped" in l for l in lines) == 2
+    assert sorted(summary.failed) == sorted(BAD)
+    status = {k: v[0] for k, v in summary.results.items()}
+    assert all(status[g] == "ok" for g in good) and len(status) == 14
+    reasons = {k: summary.results[k][1] for k in BAD}
+    assert reasons["corrupt.png"].startswith("[execution_error]") and "node 1 (LoadImage)" in reasons["corrupt.png"]
+    assert "node 2 (BatchProbe)" in reasons["explode_me.png"] and "exploded" in reasons["explode_me.png"]
+    assert reasons["reject_me.png"].startswith("[rejected]") and "asks to be rejected" in reasons["reject_me.png"]
+    assert reasons["empty_me.png"] == "[missing_output] node 3 (SaveImage) produced no files"
+    assert all(c["ok"] > 0 for c in summary.counts.values()), summary.counts  # both servers did work
 
-    # a different --set changes the workflow: nothing is skipped
-    lines.clear()
-    run_batch(wf, inputs, maps=[("6", "image")], sets=[(("10", "steps"), 2)], glob="a.png",
-              server=server.url, out_dir=out, log=lines.append)
-    assert not any("skipped" in l for l in lines)
+    done = collections.Counter(r["item"] for r in records(out) if r["event"] == "done")
+    assert done == {g: 1 for g in good}
+    for i, rel in enumerate(good + sorted(BAD)):
+        folder = os.path.join(out, "outputs", rel)
+        if rel in BAD:
+            assert not os.path.exists(folder)
+            continue
+        assert os.listdir(folder) == ["3_0.png"]  # one folder per relative path: same stems never collide
+        got = np.asarray(Image.open(os.path.join(folder, "3_0.png")).convert("RGB")).astype(int)
+        want = np.asarray(Image.open(os.path.join(inp, rel)).convert("RGB")).astype(int)
+        assert np.abs(got - want).max() <= 1, rel  # each output is its own input's image
+
+    before = two.prompts_by_name()
+    summary = run()  # rerun: good items skipped (outputs verified), bad ones tried a second time
+    assert {k for k, v in summary.results.items() if v[0] == "skipped"} == set(good)
+    assert sorted(summary.failed) == sorted(BAD)
+    after = two.prompts_by_name()
+    assert all(after[upload_name(os.path.join(inp, g))] == before[upload_name(os.path.join(inp, g))] == 1
+               for g in good)
+
+    os.remove(os.path.join(out, "outputs", "sub1", "a.png", "3_0.png"))  # a lost output is recomputed
+    summary = run()  # third run: bad items failed twice (--max-attempts 2) are not sent again
+    assert summary.results["sub1/a.png"][0] == "ok"
+    assert "failed 2 times" in summary.results["explode_me.png"][1]
+    assert two.prompts_by_name() - after == collections.Counter({upload_name(os.path.join(inp, "sub1/a.png")): 1})
 
 
-def test_batch_reports_validation_errors_per_item_and_server_survives(server, tmp_path):
-    inputs, out = str(tmp_path / "in"), str(tmp_path / "out")
-    make_inputs(inputs)
-    wf = json.load(open(os.path.join(HERE, "workflows", "wan_i2v_smoke.json")))
-    wf["10"]["inputs"]["sampler_name"] = "no_such_sampler"
-    wf_path = str(tmp_path / "bad.json")
-    json.dump(wf, open(wf_path, "w"))
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "batch.py"), wf_path, inputs, "--map", "6.image",
-                        "--glob", "a.png", "--server", server.url, "--out", out], capture_output=True, text=True)
-    assert r.returncode == 1, r.stderr
-    item = json.load(open(os.path.join(out, "manifest.json")))["items"]["a.png"]
-    assert item["status"] == "refused" and "10" in item["node_errors"]
-    assert "sampler_name" in item["error"]
-    assert server.get_json("/queue")["queue_running"] == []
+def test_cli_exit_status_dead_server_at_start_and_servers_file(two, tmp_path):
+    from scripts.host import free_port
+    inp, out = str(tmp_path / "in"), str(tmp_path / "out")
+    make_inputs(inp, ["a.png", "b.png", "explode_me.png"], seed=2)
+    servers_file = tmp_path / "servers.txt"
+    servers_file.write_text(f"# the dead one first\n127.0.0.1:{free_port()}\n{two.addresses[0]}\n")
+    cli = [sys.executable, os.path.join(ROOT, "scripts", "batch.py"), WORKFLOW, inp, "--map", "1.image",
+           "--map", "2.name", "--out", out, "--no-progress"]
+    r = subprocess.run(cli + ["--servers-file", str(servers_file)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "does not answer; going on without it" in r.stdout
+    assert "3 items: 2 ok, 0 done earlier, 1 failed" in r.stdout and "FAILED explode_me.png" in r.stdout
+    r = subprocess.run(cli + ["--server", two.addresses[1], "--glob", "[ab].png"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and "2 items: 0 ok, 2 done earlier, 0 failed" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run(cli + ["--server", f"127.0.0.1:{free_port()}", "--retries", "0"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 1 and "no server answers" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run(cli + ["--map", "99.image"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "no node '99'" in r.stderr
+
+
+def test_killed_client_rerun_recomputes_nothing_and_sends_nothing_twice(two, tmp_path):
+    inp, out = str(tmp_path / "in"), str(tmp_path / "out")
+    names = [f"v{i:02d}.png" for i in range(12)]
+    make_inputs(inp, names, seed=3)
+    cli = [sys.executable, os.path.join(ROOT, "scripts", "batch.py"), WORKFLOW, inp, "--map", "1.image",
+           "--map", "2.name", "--set", "2.wait=0.6", "--out", out, "--no-progress"]
+    for a in two.addresses:
+        cli += ["--server", a]
+    first = subprocess.Popen(cli, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if os.path.exists(os.path.join(out, "manifest.jsonl")):
+            events = collections.Counter(r["event"] for r in records(out))
+            if events["done"] >= 3 and events["submitted"] > events["done"]:
+                break
+        time.sleep(0.05)
+    first.kill()
+    first.wait()
+    killed_at = records(out)
+    done_before = {r["item"] for r in killed_at if r["event"] == "done"}
+    in_flight = {r["item"] for r in killed_at if r["event"] == "submitted"} - done_before
+    assert done_before and in_flight and len(done_before) < 12
+
+    r = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    done = collections.Counter(r["item"] for r in records(out) if r["event"] == "done")
+    assert done == {n: 1 for n in names}  # nothing finished before the kill was computed again
+    seen = two.prompts_by_name()
+    assert all(seen[upload_name(os.path.join(inp, n))] == 1 for n in names)  # in-flight prompts re-attached
+
+
+def test_killing_one_server_mid_batch_loses_nothing(two, tmp_path):
+    from scripts.batch import run_batch
+    inp, out = str(tmp_path / "in"), str(tmp_path / "out")
+    names = [f"k{i:02d}.png" for i in range(12)]
+    make_inputs(inp, names, seed=4)
+    result = {}
+    t = threading.Thread(target=lambda: result.update(summary=run_batch(
+        WORKFLOW, inp, MAPS, [(("2", "wait"), 0.6)], two.addresses, out, log=lambda line: None)))
+    t.start()
+    victim = two.addresses[1]
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if os.path.exists(os.path.join(out, "manifest.jsonl")):
+            rs = [r for r in records(out) if r.get("server") == victim]
+            if any(r["event"] == "done" for r in rs) and sum(r["event"] == "submitted" for r in rs) > sum(
+                    r["event"] == "done" for r in rs):
+                break
+        time.sleep(0.05)
+    os.killpg(two.pid(1), signal.SIGKILL)
+    t.join(120)
+    summary = result["summary"]
+    assert summary.failed == [] and len(summary.results) == 12
+    assert summary.counts[victim]["moved"] >= 1  # what it held went elsewhere
+    done = collections.Counter(r["item"] for r in records(out) if r["event"] == "done")
+    assert done == {n: 1 for n in names}
+    for n in names:
+        assert os.listdir(os.path.join(out, "outputs", n)) == ["3_0.png"]
 
 
 def test_batch_refuses_bad_arguments_clearly(tmp_path):
     from scripts.batch import main
-    wf = os.path.join(HERE, "workflows", "wan_i2v_smoke.json")
-    make_inputs(str(tmp_path))
+    make_inputs(str(tmp_path), ["a.png"], seed=5)
     for argv, says in ((["--map", "6"], "NODE_ID.INPUT_NAME"), (["--map", "99.image"], "no node '99'"),
-                       (["--map", "6.image", "--set", "10.seed"], "NODE_ID.INPUT_NAME=VALUE"), ([], "--map")):
-        try:
-            main([wf, str(tmp_path), "--server", "127.0.0.1:9", "--out", str(tmp_path / "out")] + argv)
-        except SystemExit as e:
-            assert says in str(e), (argv, str(e))
-        else:
-            raise AssertionError(f"{argv} was accepted")
+                       (["--map", "1.image", "--set", "2.wait"], "NODE_ID.INPUT_NAME=VALUE"), ([], "--map"),
+                       (["--map", "1.image", "--outputs", "7"], "--outputs names no node '7'"),
+                       (["--map", "1.image", "--glob", "*.mp4"], "no input files matching")):
+        with pytest.raises(SystemExit) as e:
+            main([WORKFLOW, str(tmp_path), "--server", "127.0.0.1:9", "--out", str(tmp_path / "out")] + argv)
+        assert says in str(e.value), (argv, str(e.value))

@@ -22,7 +22,7 @@ def roundtrip(vae, clips):
 
 
 @pytest.mark.slow
-def test_toy_vae_keeps_the_layout_where_the_random_tiny_one_is_grey(comfy, tiny_models):
+def test_toy_vae_keeps_the_layout_where_the_random_tiny_one_is_grey(comfy, tiny_models, toy_vae_loads):
     import comfy.sd
     import comfy.utils
     from dreamstyle.synthetic_benchmark import heldout_scenes, scene_seed
@@ -60,7 +60,8 @@ def test_toy_dit_and_token_lora_load_with_the_stock_loaders(comfy, tiny_models, 
 
 
 @pytest.mark.slow
-def test_toy_token_lora_moves_heldout_scenes_towards_the_style_through_the_nodes(tiny_models, unistyle, test_nodes):
+def test_toy_token_lora_moves_heldout_scenes_towards_the_style_through_the_nodes(tiny_models, unistyle, test_nodes,
+                                                                                toy_vae_loads):
     """Learning evidence through the host: DreamStyleConditioning + the toy token LoRA + a stock KSampler
     (euler, 12 steps, shift 5, no guidance) + DreamStyleDecode, on the toy benchmark's held-out pairs (style
     image condition). Same scores as scripts/train_toy_dreamstyle.py (docs/dreamstyle_training.md)."""

@@ -11,8 +11,13 @@ Loaded only by the test/demo host (scripts/host.py --test-nodes), never shipped 
   the shape CLIP ViT-H gives Wan I2V's img_emb. Features are a fixed random projection of the
   image's 16x16 patch grid (plus a pooled token), so different images give different features and
   the same image always the same ones.
+- BatchProbe: passes an image through after a fixed amount of CPU work (or a wait standing in for a
+  device), and misbehaves on purpose when the `name` it is given says so, for scripts/batch.py's tests:
+  "reject" fails validation (/prompt refuses the prompt), "explode" raises (an execution error), "empty"
+  blocks its output (ComfyUI's ExecutionBlocker), so the SaveImage after it silently never runs.
 """
 import json
+import time
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +30,7 @@ import comfy.text_encoders.t5
 import comfy.text_encoders.wan
 import comfy.utils
 import folder_paths
+from comfy_execution.graph_utils import ExecutionBlocker
 from comfy_api.latest import ComfyExtension, io
 
 
@@ -127,9 +133,39 @@ class TinyCLIPVisionEncode(io.ComfyNode):
         return io.NodeOutput(out)
 
 
+class BatchProbe(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="BatchProbe", display_name="Batch Probe (test)", category="testing",
+            inputs=[io.Image.Input("image"), io.String.Input("name", default=""),
+                    io.Int.Input("work", default=0, min=0, max=100000, tooltip="256x256 matmuls to run"),
+                    io.Float.Input("wait", default=0.0, min=0.0, max=60.0, tooltip="seconds to sleep")],
+            outputs=[io.Image.Output()],
+        )
+
+    @classmethod
+    def validate_inputs(cls, name, **kwargs):
+        return f"name {name!r} asks to be rejected" if "reject" in name else True
+
+    @classmethod
+    def fingerprint_inputs(cls, **kwargs):
+        return time.time()  # always runs, like a sampler with a fresh seed
+
+    @classmethod
+    def execute(cls, image, name, work, wait) -> io.NodeOutput:
+        if "explode" in name:
+            raise RuntimeError(f"BatchProbe exploded on {name}")
+        x = torch.full((256, 256), 1.0 / 256)
+        for _ in range(work):
+            x = torch.tanh(x @ x)
+        time.sleep(wait)
+        return io.NodeOutput(ExecutionBlocker(None) if "empty" in name else image * float(x.mean() > 0))
+
+
 class TestNodes(ComfyExtension):
     async def get_node_list(self):
-        return [TinyUMT5Loader, TinyCLIPLoader, TinyCLIPVisionEncode]
+        return [TinyUMT5Loader, TinyCLIPLoader, TinyCLIPVisionEncode, BatchProbe]
 
 
 async def comfy_entrypoint():
