@@ -13,7 +13,6 @@ them the model decodes normalised features. The style encoder starts as a copy o
 """
 import argparse
 import os
-import pickle
 import sys
 
 import numpy as np
@@ -33,9 +32,11 @@ class CheckpointError(ValueError):
 def read_state_dict(path):
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(f"{path}: needs more than plain tensors to load (weights_only=True refused it: "
-                           f"{str(e).splitlines()[0]}); refusing to unpickle it") from None
+    except OSError:
+        raise
+    except Exception as e:  # torch raises the unpickler's error for anything beyond tensors and plain containers
+        raise CheckpointError(f"{path}: cannot be read with weights_only=True ({str(e).splitlines()[0][:200]}); "
+                              "refusing to unpickle it") from None
     sd = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise CheckpointError(f"{path}: expected a Lightning checkpoint with a 'state_dict' of tensors")

@@ -144,7 +144,7 @@ def test_hostile_and_careless_inputs_get_errors_naming_the_input(sm, model, cond
     arr[2, 2] = np.nan
     np.save(inp / "nan.npy", arr)
     np.save(inp / "wide.npy", np.zeros((10, 250), np.float32))
-    np.save(inp / "pickled.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.save(inp / "pickled.npy", np.array([{"a": 1}], dtype=object))  # an object array: stored as a pickle
     for name, msg in (("nan.npy", "NaN"), ("wide.npy", r"\[frames, 263\].*\(10, 250\)"), ("pickled.npy", "pickle"),
                       ("nope.bvh", "no file")):
         with pytest.raises(ValueError, match=f"^file: .*{msg}"):
