@@ -15,6 +15,7 @@ kohya-style `lora_unet_blocks_0_self_attn_q` names) loads with that one up used 
 """
 import hashlib
 import json
+import math
 import os
 import struct
 
@@ -117,11 +118,18 @@ def parse_lora(tensors, metadata, layer_shapes, what="lora_name"):
 
     layer_shapes: {layer name: (out_features, in_features)} of the model. Returns
     {layer: (down [r, in], ups [3, out, r], alpha)}. Raises LoRAFileError naming the layer on any
-    shape mismatch, and when nothing matches the model at all.
+    shape mismatch, a rank outside 1..min(in, out) or unlike the metadata's, NaN/inf in a tensor or alpha,
+    and when nothing matches the model at all; all before any module is built.
     """
     if metadata.get("format") == FORMAT and metadata.get("format_version") != FORMAT_VERSION:
         raise LoRAFileError(f"{what}: token-LoRA format_version {metadata.get('format_version')!r} is not supported "
                             f"(this pack reads {FORMAT_VERSION})")
+    declared_rank = metadata.get("rank") if metadata.get("format") == FORMAT else None
+    if declared_rank is not None:
+        try:
+            declared_rank = int(declared_rank)
+        except ValueError:
+            raise LoRAFileError(f"{what}: metadata rank {declared_rank!r} is not a whole number") from None
     underscored = {n.replace(".", "_"): n for n in layer_shapes}
     parts, unmatched = {}, set()
     for key, t in tensors.items():
@@ -157,11 +165,25 @@ def parse_lora(tensors, metadata, layer_shapes, what="lora_name"):
                 raise LoRAFileError(f"{what}: layer {layer} lacks the up matrices for {', '.join(missing)}")
             up_list = [ups[i] for i in range(len(TOKEN_TYPE_NAMES))]
         out_f, in_f = layer_shapes[layer]
-        rank = down.shape[0]
-        if down.ndim != 2 or down.shape[1] != in_f or any(u.shape != (out_f, rank) for u in up_list):
+        rank = down.shape[0] if down.ndim == 2 else -1
+        if down.ndim != 2 or down.shape[1] != in_f or any(tuple(u.shape) != (out_f, rank) for u in up_list):
             raise LoRAFileError(f"{what}: layer {layer} does not fit the model: the model's layer is "
                                 f"{in_f} -> {out_f}, the LoRA has down {list(down.shape)} and up "
                                 f"{list(up_list[0].shape)} (a LoRA for another model size?)")
+        if not 1 <= rank <= min(in_f, out_f):
+            raise LoRAFileError(f"{what}: layer {layer} has rank {rank}; expected 1..{min(in_f, out_f)} for a "
+                                f"{in_f} -> {out_f} layer")
+        if declared_rank is not None and rank != declared_rank:
+            raise LoRAFileError(f"{what}: layer {layer} has rank {rank} but the file's metadata says rank "
+                                f"{declared_rank}: the file is inconsistent")
+        for part, t in (("lora_down", down), *((f"lora_up ({n})", u) for n, u in zip(TOKEN_TYPE_NAMES, up_list))):
+            if not t.is_floating_point() or not bool(torch.isfinite(t).all()):
+                raise LoRAFileError(f"{what}: layer {layer} {part} contains NaN/inf or is not a float tensor; "
+                                    "the file is damaged or was saved from a diverged training run")
+        if "alpha" in entry and entry["alpha"].numel() != 1:
+            raise LoRAFileError(f"{what}: layer {layer} alpha has shape {list(entry['alpha'].shape)}; expected one number")
         alpha = float(entry["alpha"]) if "alpha" in entry else None
+        if alpha is not None and not math.isfinite(alpha):
+            raise LoRAFileError(f"{what}: layer {layer} has alpha {alpha}; expected a finite number")
         out[layer] = (down.float(), torch.stack(up_list).float(), alpha)
     return out, sorted(unmatched)

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .layout import TOKEN_TYPE_NAMES, token_type_runs
+from .layout import TOKEN_TYPE_NAMES
 
 ADAPTED_LAYER = re.compile(r"^blocks\.\d+\.(self_attn\.[qkvo]|ffn\.[02])$")
 
@@ -20,6 +20,16 @@ ADAPTED_LAYER = re.compile(r"^blocks\.\d+\.(self_attn\.[qkvo]|ffn\.[02])$")
 def adapted_layer_names(module):
     """Names (relative to the Wan diffusion model) of the linear layers a token LoRA adapts."""
     return [name for name, m in module.named_modules() if ADAPTED_LAYER.match(name) and hasattr(m, "weight")]
+
+
+def linear_shape(module):
+    """(out_features, in_features) of a linear layer, from its declared sizes when it has them: quantized
+    layers (ComfyUI-GGUF and the like) keep a packed weight whose shape is not the matrix's, and the token
+    LoRA never needs to read or cast the base weight."""
+    if hasattr(module, "in_features") and hasattr(module, "out_features"):
+        return int(module.out_features), int(module.in_features)
+    weight = module.weight
+    return tuple(int(d) for d in getattr(weight, "tensor_shape", weight.shape))
 
 
 class TokenLoRA(nn.Module):
@@ -32,6 +42,7 @@ class TokenLoRA(nn.Module):
         self.down = nn.Parameter(torch.empty(rank, in_features))
         self.up = nn.Parameter(torch.zeros(num_types, out_features, rank))  # zero: starts as the base model
         nn.init.kaiming_uniform_(self.down, a=math.sqrt(5))
+        self._copies = {}                   # {(device, dtype): (stamp, down, up)}, see weights_for
 
     @classmethod
     def from_weights(cls, down, ups, alpha=None):
@@ -45,27 +56,51 @@ class TokenLoRA(nn.Module):
         """x [B, L, in], frame_types [T] or [B, T] (L = T · tokens_per_frame) -> s · W_up^i W_down x, [B, L, out]."""
         return self.add_to(x.new_zeros(*x.shape[:-1], self.up.shape[1]), x, frame_types, tokens_per_frame, strength)
 
-    def add_to(self, out, x, frame_types, tokens_per_frame, strength=1.0):
-        """out += s · W_up^i W_down x in place, one matrix product per run of same-type tokens; returns out.
+    def weights_for(self, device, dtype):
+        """(down, up) on `device` in `dtype`: the parameters themselves when they already match (and always
+        while training them), otherwise a cached copy. The parameters are never cast in place, so the loaded
+        LoRA keeps its precision whatever the base model stores its weights in (fp8, GGUF, ...)."""
+        down, up = self.down, self.up
+        if (down.device == device and down.dtype == dtype) or (torch.is_grad_enabled() and down.requires_grad):
+            return down.to(device, dtype), up.to(device, dtype)
+        stamp = (down.data_ptr(), down._version, up.data_ptr(), up._version)
+        cached = self._copies.get((device, dtype))
+        if cached is None or cached[0] != stamp:
+            with torch.no_grad():
+                cached = (stamp, down.detach().to(device, dtype), up.detach().to(device, dtype))
+            self._copies[(device, dtype)] = cached
+        return cached[1], cached[2]
 
-        Rows whose frame types are equal (the usual case: cond and uncond share the layout) are routed
-        together; otherwise each batch item follows its own frame types.
+    def drop_copies(self):
+        """Free the cached per-device/dtype copies (the model was unloaded, or the LoRA moved)."""
+        self._copies.clear()
+
+    def copies_bytes(self):
+        return sum(t.numel() * t.element_size() for _, *ts in self._copies.values() for t in ts)
+
+    def add_to(self, out, x, frame_types, tokens_per_frame, strength=1.0):
+        """out += s · W_up^i W_down x in place, computed in out's dtype (the layer's compute dtype); returns out.
+
+        Routing is tensor ops only (no data-dependent Python control flow, so torch.compile traces it in one
+        graph): the tokens of latent frame f are contiguous after Wan's patchify, so each frame's up matrix is
+        gathered by its type and applied with one batched product over frames — exactly the products of a
+        plain LoRA, whatever the types. frame_types [T] is shared by the batch; [B, T] routes each row.
+        `strength` may be a 0-d tensor (then a new strength needs no recompile).
         """
         if frame_types.ndim == 1:
             frame_types = frame_types.unsqueeze(0)
-        if x.shape[1] != frame_types.shape[1] * tokens_per_frame:
-            raise ValueError(f"{x.shape[1]} tokens, but the layout has {frame_types.shape[1]} frames of "
-                             f"{tokens_per_frame} tokens")
-        shared = frame_types.shape[0] == 1 or bool((frame_types == frame_types[:1]).all())
-        if not shared and frame_types.shape[0] != x.shape[0]:
-            raise ValueError(f"frame types for {frame_types.shape[0]} batch items, input has {x.shape[0]}")
-        down, up = self.down.to(x), self.up.to(out)
-        h = F.linear(x, down).mul_(strength * self.alpha / self.rank).to(out.dtype)
-        for rows, types in ([(slice(None), frame_types[0])] if shared else
-                            [(slice(i, i + 1), frame_types[i]) for i in range(x.shape[0])]):
-            for t, start, stop in token_type_runs(types, tokens_per_frame):
-                part = h[rows, start:stop]
-                out[rows, start:stop].baddbmm_(part, up[t].t().expand(part.shape[0], -1, -1))
+        b, length = x.shape[0], x.shape[1]
+        frames = frame_types.shape[1]
+        if length != frames * tokens_per_frame:
+            raise ValueError(f"{length} tokens, but the layout has {frames} frames of {tokens_per_frame} tokens")
+        if frame_types.shape[0] not in (1, b):
+            raise ValueError(f"frame types for {frame_types.shape[0]} batch items, input has {b}")
+        down, up = self.weights_for(out.device, out.dtype)
+        rank, out_f = down.shape[0], up.shape[1]
+        h = F.linear(x.to(out.dtype), down) * (strength * (self.alpha / self.rank))
+        ups = up[frame_types.to(up.device).expand(b, -1)]                          # [B, T, out, r]
+        out.view(b * frames, tokens_per_frame, out_f).baddbmm_(
+            h.view(b * frames, tokens_per_frame, rank), ups.view(b * frames, out_f, rank).transpose(1, 2))
         return out
 
 
@@ -79,7 +114,7 @@ class TokenLoRAHooks:
 
     def __init__(self, loras, strength=1.0):
         self.loras = loras                  # {layer name: TokenLoRA}
-        self.strength = strength
+        self.strength = torch.tensor(float(strength))  # a tensor: compiled graphs take it as an input
         self.handles = []
         self.call = None                    # (frame_types [B, T] or [T], tokens_per_frame) inside routing()
 
@@ -94,6 +129,15 @@ class TokenLoRAHooks:
 
     def routing(self, frame_types, tokens_per_frame):
         return _Routing(self, frame_types, tokens_per_frame)
+
+    def run(self, frame_types, tokens_per_frame, forward, *args, **kwargs):
+        """forward(*args, **kwargs) with the hooks routed (what routing() does, as a plain call that
+        torch.compile traces without a graph break)."""
+        self.call = (frame_types, tokens_per_frame)
+        try:
+            return forward(*args, **kwargs)
+        finally:
+            self.call = None
 
     def _hook(self, name, lora):
         def add_delta(module, args, output):

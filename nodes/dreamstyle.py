@@ -15,16 +15,47 @@ from nodes import common_ksampler
 
 from ..dreamstyle.condition_latents import condition_latents, plan_layout
 from ..dreamstyle.layout import FrameLayout
-from ..dreamstyle.long_video import Stitcher, plan_chunks
+from ..dreamstyle.long_video import plan_chunks, stylize_in_chunks
 from ..dreamstyle.lora_file import LoRAFileError, parse_lora, read_safetensors
-from ..dreamstyle.token_lora import TokenLoRA, adapted_layer_names
+from ..dreamstyle.token_lora import TokenLoRA, adapted_layer_names, linear_shape
 from ..dreamstyle.video_padding import crop_video, fit_image, pad_video
 from .dreamstyle_patch import FRAME_TYPES_KEY, apply_token_lora
+from .guards import NodeInputError, finite, model_file
 from .search import search_aliases
 
 CATEGORY = "UniStyle/DreamStyle"
 LAYOUT_KEY = "dreamstyle_layout"
 log = logging.getLogger("UniStyle.DreamStyle")
+
+
+I2V_IN_CHANNELS = 36  # Wan2.1-I2V's patch embedding: 16 noise + 4 mask + 16 condition latent channels
+
+
+def model_type_name(model):
+    """What ComfyUI detected the model as (its model_config class, e.g. WAN21_I2V, WAN21_T2V, WAN21_Vace)."""
+    config = getattr(model.model, "model_config", None)
+    return type(config).__name__ if config is not None else type(model.model).__name__
+
+
+def require_dreamstyle_base(model, input_name="model"):
+    """The Wan diffusion model of `model`, or a clear refusal when it is not Wan2.1-I2V-like.
+
+    DreamStyle injects its conditions through the I2V channels (mask + condition latent) and adapts the
+    Wan blocks; a T2V, VACE, Fun-Control or other-family model would run and silently ignore the video."""
+    dm = model.get_model_object("diffusion_model")
+    dm = getattr(dm, "_orig_mod", dm)  # a torch.compile'd module (older TorchCompileModel object-patches it)
+    embed = getattr(dm, "patch_embedding", None)
+    channels = getattr(embed, "in_channels", None)
+    kind = model_type_name(model)
+    if (channels != I2V_IN_CHANNELS or not getattr(model.model, "image_to_video", False)
+            or not adapted_layer_names(dm)):
+        got = f"{channels} input channels" if channels is not None else "no Wan patch embedding"
+        raise NodeInputError(
+            f"{input_name}: DreamStyle needs a Wan2.1-I2V model (14B 480p/720p I2V, or a 1.3B I2V-like model: "
+            f"a {I2V_IN_CHANNELS}-channel patch embedding for 16 noise + 4 mask + 16 condition latent channels); "
+            f"this is {kind} ({type(dm).__name__}, {got}), which would ignore the video. Load a Wan2.1 I2V "
+            "checkpoint with UNETLoader")
+    return dm
 
 
 def as_rgb(image, name):
@@ -184,19 +215,17 @@ class DreamStyleTokenLoRALoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, lora_name, strength) -> io.NodeOutput:
+        strength = finite(strength, "strength")
+        dm = require_dreamstyle_base(model, "model")
         if strength == 0:
             return io.NodeOutput(model)
-        path = folder_paths.get_full_path_or_raise("loras", lora_name)
-        dm = model.get_model_object("diffusion_model")
+        path = model_file("loras", lora_name, "lora_name")
         names = adapted_layer_names(dm)
-        if not names:
-            raise ValueError(f"model: {type(dm).__name__} has no Wan blocks (blocks.N.self_attn / ffn); "
-                             "a DreamStyle LoRA needs a Wan2.1 diffusion model")
-        shapes = {n: tuple(comfy.utils.get_attr(dm, n).weight.shape) for n in names}
+        shapes = {n: linear_shape(comfy.utils.get_attr(dm, n)) for n in names}
         try:
             parsed, unmatched = parse_lora(*read_safetensors(path), shapes)
         except LoRAFileError as e:
-            raise ValueError(f"{e} [{lora_name}]") from e
+            raise NodeInputError(f"{e} [{lora_name}]") from e
         if unmatched:
             log.warning("DreamStyleTokenLoRALoader: %d entries of %s match no layer and are ignored, e.g. %s",
                         len(unmatched), lora_name, ", ".join(unmatched[:3]))
@@ -250,9 +279,10 @@ class DreamStyleLongVideo(io.ComfyNode):
             display_name="DreamStyle Stylize Video (long, in chunks)",
             **search_aliases("stylize video", "long video style transfer"),
             category=CATEGORY,
-            description="Stylizes a video of any length in chunks of at most 81 frames. Each chunk after the first "
-                        "takes the last stylized frame of the previous chunk as its stylized first frame; "
-                        "overlapping frames are cross-faded; every input frame appears once in the output.",
+            description="Stylizes a video of any length in chunks of at most 81 frames that overlap by at least one "
+                        "frame. Each chunk after the first takes, as its stylized first frame, the stitched output "
+                        "frame where its own video starts; overlapping frames are cross-faded; every input frame "
+                        "appears exactly once in the output.",
             inputs=[
                 io.Model.Input("model", tooltip="Wan2.1-I2V model, usually through DreamStyleTokenLoRALoader."),
                 io.Conditioning.Input("positive", tooltip="Text conditioning."),
@@ -261,8 +291,9 @@ class DreamStyleLongVideo(io.ComfyNode):
                 io.Image.Input("video", tooltip="The original video, any number of frames."),
                 io.Int.Input("chunk_frames", default=81, min=5, max=81, step=4,
                              tooltip="Frames per chunk (4k+1, at most 81 as in DreamStyle's training clips)."),
-                io.Int.Input("overlap", default=0, min=0, max=76,
-                             tooltip="Frames shared by consecutive chunks, cross-faded in the output."),
+                io.Int.Input("overlap", default=1, min=1, max=76,
+                             tooltip="Frames shared by consecutive chunks (at least 1: the next chunk starts on a "
+                                     "frame already stylized, its first-frame condition); cross-faded in the output."),
                 io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff, control_after_generate=True,
                              tooltip="Noise seed of the first chunk; chunk i uses seed + i."),
                 io.Int.Input("steps", default=30, min=1, max=10000, tooltip="Sampling steps per chunk."),
@@ -272,29 +303,33 @@ class DreamStyleLongVideo(io.ComfyNode):
                 io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, default="simple",
                                tooltip="Scheduler, as in KSampler."),
                 *style_condition_inputs("Stylized first frame of the whole video (first chunk only; later chunks "
-                                        "take the last stylized frame of the chunk before)."),
+                                        "take the stitched output frame where they start)."),
+                io.Boolean.Input("colour_match", default=False, optional=True,
+                                 tooltip="Match each chunk's colour statistics to the output on the frames it "
+                                         "shares with the previous chunk (counters colour drift along the chain)."),
             ],
             outputs=[io.Image.Output(display_name="video")],
         )
 
     @classmethod
     def execute(cls, model, positive, negative, vae, video, chunk_frames, overlap, seed, steps, cfg, sampler_name,
-                scheduler, style_image=None, first_frame=None, clip_vision_output=None) -> io.NodeOutput:
+                scheduler, style_image=None, first_frame=None, clip_vision_output=None,
+                colour_match=False) -> io.NodeOutput:
+        require_dreamstyle_base(model, "model")
         video = as_rgb(video, "video")
         chunks = plan_chunks(video.shape[0], chunk_frames, overlap)
-        stitcher = Stitcher(video.shape[0])
         pbar = comfy.utils.ProgressBar(len(chunks))
-        for i, chunk in enumerate(chunks):
-            if i > 0:
-                first_frame = stitcher.frames[chunks[i - 1].stop - 1:chunks[i - 1].stop]
-            pos, neg, latent, info = dreamstyle_conditioning(positive, negative, vae, video[chunk.start:chunk.stop],
-                                                             style_image, first_frame, clip_vision_output)
+
+        def stylize(i, chunk, frames, first):
+            pos, neg, latent, info = dreamstyle_conditioning(positive, negative, vae, frames, style_image, first,
+                                                             clip_vision_output)
             log.info("DreamStyleLongVideo: chunk %d/%d, frames %d..%d: %s", i + 1, len(chunks), chunk.start,
                      chunk.stop - 1, info)
             sampled = common_ksampler(model, seed + i, steps, cfg, sampler_name, scheduler, pos, neg, latent)[0]
-            stitcher.add(chunk, decode_to_input(vae, sampled).to(video.device, video.dtype))
             pbar.update(1)
-        return io.NodeOutput(stitcher.result())
+            return decode_to_input(vae, sampled)
+
+        return io.NodeOutput(stylize_in_chunks(video, stylize, chunk_frames, overlap, first_frame, colour_match))
 
 
 NODES = [DreamStyleConditioning, DreamStyleTokenLoRALoader, DreamStyleTrimLatent, DreamStyleDecode, DreamStyleLongVideo]

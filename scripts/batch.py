@@ -1,7 +1,7 @@
 """Run one API-format workflow once per input file, over one or several ComfyUI servers; resumable.
 
     python scripts/batch.py WORKFLOW_API.json INPUT_DIR --map 6.image [--map 9.name] [--set 10.seed=7] \
-        [--glob '*.png'] [--server 127.0.0.1:8188 [--server 10.0.0.2:8188 ...] | --servers-file FILE] \
+        [--set-file 10.image=style.png] [--glob '*.png'] [--server 127.0.0.1:8188 [--server 10.0.0.2:8188 ...] | --servers-file FILE] \
         [--out batch_output] [--inflight 2] [--max-attempts 3] [--outputs 9,12] \
         [--retries 3] [--connect-timeout 5] [--request-timeout 60] [--prompt-timeout 3600] [--max-upload-mb 1024]
 
@@ -9,8 +9,9 @@ Items: every file under INPUT_DIR, subfolders included (hidden files and the --o
 name (or relative path, when the pattern holds a '/') matches --glob. An item is named by its relative path.
 
 Per item: the file is uploaded to the server that will run it (input/unistyle_batch/<content hash>_<name>),
-every --map NODE.INPUT receives that name, --set values apply, and the prompt is queued under a prompt id
-recorded in the manifest before it is sent. The item is ok only when the prompt finished without an
+every --map NODE.INPUT receives that name, --set values apply, every --set-file NODE.INPUT=PATH receives
+PATH's name once uploaded to that server (a style image all items share), and the prompt is queued under a
+prompt id recorded in the manifest before it is sent. The item is ok only when the prompt finished without an
 execution error, every output node of the workflow (or each --outputs node) produced files, and every file
 downloaded non-empty and readable (images open, videos and audio decode). Anything else is failed with its
 reason: ComfyUI's node_errors, the execution_error's node and message, the missing output, the unreadable
@@ -24,7 +25,8 @@ for the others (an item is moved at most --retries times), and it is probed agai
 Resume: OUT/manifest.jsonl (JSON lines, atomic appends). Rerunning the same command skips items done under
 the same workflow and input content whose files are still there unchanged, retries failed items until they
 have failed --max-attempts times, and re-attaches to prompts still queued or finished on a live server
-(found by prompt id in /queue and /history) instead of sending them again.
+(found by prompt id in /queue and /history) instead of sending them again. One batch at a time per --out
+(OUT/.lock, released by the OS when the process ends, crash included).
 
 Exit status: 0 when every item is ok, 1 when any is not, 2 on bad arguments, 130 when interrupted.
 """
@@ -45,7 +47,7 @@ from dataclasses import dataclass, field
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from dreamstyle.dataset_media import fsync_path, sha256_file  # noqa: E402
 from scripts.batch_manifest import Manifest, client_id_of, fold  # noqa: E402
-from scripts.batch_outputs import item_dir, output_name, unreadable  # noqa: E402
+from scripts.batch_outputs import item_dir, output_name, stays_inside, unreadable  # noqa: E402
 from scripts.comfy_client import (ComfyServer, Limits, LocalFileError, PromptResult, ServerGone,  # noqa: E402
                                   UploadRefused)
 
@@ -102,6 +104,16 @@ def parse_set(text):
     return parse_target(target, "--set"), value
 
 
+def parse_set_file(text):
+    """NODE.INPUT=PATH -> ((node, input), path), PATH an existing file."""
+    target, eq, path = text.partition("=")
+    if not eq or not path:
+        raise SystemExit(f"--set-file {text!r}: expected NODE_ID.INPUT_NAME=PATH, e.g. 10.image=style.png")
+    if not os.path.isfile(path):
+        raise SystemExit(f"--set-file {text!r}: no file {path!r}")
+    return parse_target(target, "--set-file"), path
+
+
 def read_servers(addresses, servers_file):
     found = list(addresses)
     if servers_file:
@@ -111,7 +123,7 @@ def read_servers(addresses, servers_file):
     return found or ["127.0.0.1:8188"]
 
 
-def load_workflow(workflow_path, maps, sets):
+def load_workflow(workflow_path, maps, sets, set_files=()):
     with open(workflow_path) as f:
         wf = json.load(f)
     if isinstance(wf.get("prompt"), dict):
@@ -120,7 +132,8 @@ def load_workflow(workflow_path, maps, sets):
         raise SystemExit(f"{workflow_path} is a UI-format workflow; export it with 'Save (API)' or use workflows/api/")
     if not maps:
         raise SystemExit("give at least one --map NODE_ID.INPUT_NAME that receives each input file")
-    for (node, _inp), flag in [(m, "--map") for m in maps] + [(t, "--set") for t, _ in sets]:
+    for (node, _inp), flag in ([(m, "--map") for m in maps] + [(t, "--set") for t, _ in sets]
+                               + [(t, "--set-file") for t, _ in set_files]):
         if node not in wf:
             raise SystemExit(f"{flag} names no node {node!r} of the workflow (nodes: {', '.join(sorted(wf))})")
     for target, value in sets:
@@ -151,8 +164,12 @@ def list_inputs(input_dir, glob, out_dir):
 
 # -- the batch ---------------------------------------------------------------------------------------------
 class Batch:
-    def __init__(self, workflow, maps, out_dir, servers, opts, log, progress):
+    def __init__(self, workflow, maps, out_dir, servers, opts, log, progress, set_files, manifest):
         self.workflow, self.maps, self.out_dir, self.opts, self.log = workflow, maps, out_dir, opts, log
+        self.manifest = manifest
+        self.set_files = set_files  # [((node, input), path, sha256)]
+        self.shared_uploads = {}    # server name -> {(node, input): uploaded name}
+        self.all_servers = servers
         self.servers = list(servers)  # the usable ones (open() drops a server missing nodes)
         self.counts = {s.name: {"ok": 0, "failed": 0, "moved": 0} for s in servers}
         self.inflight = {s.name: set() for s in servers}
@@ -191,6 +208,8 @@ class Batch:
                 remote = await server.upload(item.path, f"{item.sha[:16]}_{os.path.basename(item.path)}",
                                              UPLOAD_SUBFOLDER)
                 wf = copy.deepcopy(self.workflow)
+                for (node, inp), shared in (await self._shared_uploads(server)).items():
+                    wf[node].setdefault("inputs", {})[inp] = shared
                 for node, inp in self.maps:
                     wf[node].setdefault("inputs", {})[inp] = remote
                 prompt_id = str(uuid.uuid4())
@@ -228,6 +247,14 @@ class Batch:
         except Exception as e:  # a malformed answer must cost one item, not the batch
             self._fail(item, server, "client_error", f"{type(e).__name__}: {e}", prompt_id)
         return None
+
+    async def _shared_uploads(self, server):
+        """The --set-file files, uploaded once to SERVER (content-addressed names: repeats are harmless)."""
+        if server.name not in self.shared_uploads:
+            self.shared_uploads[server.name] = {
+                target: await server.upload(path, f"{sha[:16]}_{os.path.basename(path)}", UPLOAD_SUBFOLDER)
+                for target, path, sha in self.set_files}
+        return self.shared_uploads[server.name]
 
     async def _wait(self, server, prompt_id):
         """Poll /history until the prompt ends; PromptLost when the server no longer knows it."""
@@ -275,6 +302,8 @@ class Batch:
                     files.append({"path": name, "node": node, "bytes": os.path.getsize(dest),
                                   "sha256": await asyncio.to_thread(sha256_file, dest)})
             final = item_dir(self.out_dir, item.rel)
+            if not stays_inside(self.out_dir, final):
+                raise ItemFailed("local_io", f"{final} leads outside {self.out_dir}/outputs (a symlink); refused")
             os.makedirs(os.path.dirname(final), exist_ok=True)
             old = None
             if os.path.lexists(final):
@@ -304,6 +333,7 @@ class Batch:
             if s.gone and await s.answers():
                 self.log(f"{s.name} answers again; using it")
                 s.gone = None
+                self.shared_uploads.pop(s.name, None)  # it may have restarted with a fresh input folder
 
     async def run(self, todo):
         pending = deque(todo)
@@ -342,6 +372,39 @@ class Batch:
                 self.inflight[s.name].discard(item.rel)
                 if t.result() == "requeue":
                     pending.appendleft(item)
+
+    async def execute(self, items, workflow_sha):
+        """Skip what is done, follow or send the rest; every item ends in self.results."""
+        records = self.manifest.read()
+        states = fold(records, {it.rel: it.key for it in items})
+        self.manifest.open()
+        try:
+            for s in self.servers:
+                await s.__aenter__()
+            todo = []
+            for it in items:
+                st = states[it.rel]
+                if st.status == "done" and await asyncio.to_thread(still_there, self.out_dir, it, st.record):
+                    self._finish(it, "skipped", st.record.get("files"))
+                elif st.status == "failed" and st.failures >= self.opts.max_attempts:
+                    self._finish(it, "failed", f"[{st.record.get('kind')}] {st.record.get('reason')} (failed "
+                                               f"{st.failures} times, --max-attempts {self.opts.max_attempts})")
+                else:
+                    it.attach = st.record if st.status == "in_flight" else None
+                    todo.append(it)
+            if todo and not await self.open(records):
+                for it in todo:
+                    self._fail(it, None, "server_gone", "no server answers: "
+                               + ", ".join(s.name for s in self.all_servers))
+            elif todo:
+                self.manifest.append("run", client_id=self.client_id, workflow_sha=workflow_sha,
+                                     servers=[s.name for s in self.servers])
+                await self.run(todo)
+        finally:
+            for s in self.all_servers:
+                await s.__aexit__(None, None, None)
+            self.manifest.close()
+            shutil.rmtree(self.staging, ignore_errors=True)
 
     async def open(self, records):
         """Probe every server, drop those missing nodes others have, find the workflow's output nodes.
@@ -420,69 +483,55 @@ class Summary:
         return out
 
 
+def lock_out_dir(out_dir):
+    """Hold OUT/.lock for this process (released by the OS when it ends, crash included); a second batch on the
+    same --out is refused, since both would send the same items."""
+    fd = os.open(os.path.join(out_dir, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if os.name == "nt":
+            import msvcrt
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise SystemExit(f"another batch is running on {out_dir} (its .lock is held); wait for it or use another --out")
+    return fd
+
+
 def run_batch(workflow_path, input_dir, maps, sets=(), servers=("127.0.0.1:8188",), out_dir="batch_output",
-              glob="*", opts=None, log=print, progress=False):
+              glob="*", opts=None, log=print, progress=False, set_files=()):
     """Run the batch; returns a Summary (summary.failed lists the items that are not ok)."""
     opts = opts or Options()
-    workflow = load_workflow(workflow_path, maps, sets)
+    workflow = load_workflow(workflow_path, maps, sets, set_files)
     unknown = [n for n in opts.outputs if n not in workflow]
     if unknown:
         raise SystemExit(f"--outputs names no node {', '.join(map(repr, unknown))} of the workflow")
+    set_files = [(target, path, sha256_file(path)) for target, path in set_files]
     items = list_inputs(input_dir, glob, out_dir)
     os.makedirs(out_dir, exist_ok=True)
-    workflow_sha = hashlib.sha256(json.dumps([workflow, sorted(maps), sorted(opts.outputs)],
-                                             sort_keys=True).encode()).hexdigest()
-    for it in items:
-        it.sha = sha256_file(it.path)
-        it.key = hashlib.sha256(f"{workflow_sha}:{it.sha}".encode()).hexdigest()[:32]
-    manifest = Manifest(os.path.join(out_dir, "manifest.jsonl"))
-    records = manifest.read()
-    states = fold(records, {it.rel: it.key for it in items})
-    return asyncio.run(_run(workflow, maps, out_dir, servers, opts, log, progress, items, states, records,
-                            manifest, workflow_sha))
-
-
-async def _run(workflow, maps, out_dir, addresses, opts, log, progress, items, states, records, manifest,
-               workflow_sha):
-    servers = [ComfyServer(a, opts.limits) for a in addresses]
+    lock = lock_out_dir(out_dir)
     bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(items), unit="item", dynamic_ncols=True)
-        log = bar.write
-    batch = Batch(workflow, maps, out_dir, servers, opts, log, bar)
-    batch.manifest = manifest.open()
     try:
-        for s in servers:
-            await s.__aenter__()
-        todo = []
+        workflow_sha = hashlib.sha256(json.dumps([workflow, sorted(maps), sorted(opts.outputs),
+                                                  sorted([list(t), sha] for t, _path, sha in set_files)],
+                                                 sort_keys=True).encode()).hexdigest()
         for it in items:
-            st = states[it.rel]
-            if st.status == "done" and await asyncio.to_thread(still_there, out_dir, it, st.record):
-                batch._finish(it, "skipped", st.record.get("files"))
-            elif st.status == "failed" and st.failures >= opts.max_attempts:
-                batch._finish(it, "failed", f"[{st.record.get('kind')}] {st.record.get('reason')} "
-                                            f"(failed {st.failures} times, --max-attempts {opts.max_attempts})")
-            else:
-                if st.status == "in_flight":
-                    it.attach = st.record
-                todo.append(it)
-        if todo:
-            if not await batch.open(records):
-                for it in todo:
-                    batch._fail(it, None, "server_gone", "no server answers: " + ", ".join(addresses))
-            else:
-                manifest.append("run", client_id=batch.client_id, workflow_sha=workflow_sha,
-                                servers=[s.name for s in servers])
-                await batch.run(todo)
+            it.sha = sha256_file(it.path)
+            it.key = hashlib.sha256(f"{workflow_sha}:{it.sha}".encode()).hexdigest()[:32]
+        if progress:
+            from tqdm import tqdm
+            bar = tqdm(total=len(items), unit="item", dynamic_ncols=True)
+            log = bar.write
+        batch = Batch(workflow, maps, out_dir, [ComfyServer(a, opts.limits) for a in servers], opts, log, bar,
+                      set_files, Manifest(os.path.join(out_dir, "manifest.jsonl")))
+        asyncio.run(batch.execute(items, workflow_sha))
+        return Summary(batch.results, batch.counts)
     finally:
-        for s in servers:
-            await s.__aexit__(None, None, None)
-        manifest.close()
         if bar is not None:
             bar.close()
-    shutil.rmtree(batch.staging, ignore_errors=True)
-    return Summary(batch.results, batch.counts)
+        os.close(lock)
 
 
 def main(argv=None):
@@ -493,6 +542,9 @@ def main(argv=None):
                     help="node input that receives each input file's uploaded name (repeatable)")
     ap.add_argument("--set", action="append", default=[], metavar="NODE.INPUT=VALUE",
                     help="fixed value for a node input (JSON or plain string; repeatable)")
+    ap.add_argument("--set-file", action="append", default=[], metavar="NODE.INPUT=PATH",
+                    help="a file every prompt shares (a style image): uploaded once to each server, its name set "
+                         "as NODE.INPUT (repeatable)")
     ap.add_argument("--glob", default="*", help="which files to use: matched against the name, or against the "
                                                 "relative path when it holds a '/' (default: all)")
     ap.add_argument("--server", action="append", default=[], metavar="HOST:PORT",
@@ -513,6 +565,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     maps = [parse_target(m, "--map") for m in a.map]
     sets = [parse_set(s) for s in a.set]
+    set_files = [parse_set_file(s) for s in a.set_file]
     if a.inflight < 1 or a.max_attempts < 1 or a.retries < 0:
         raise SystemExit("--inflight and --max-attempts must be at least 1, --retries at least 0")
     outputs = tuple(n.strip() for n in a.outputs.split(",") if n.strip())
@@ -522,7 +575,7 @@ def main(argv=None):
     servers = read_servers(a.server, a.servers_file)
     try:
         summary = run_batch(a.workflow, a.input_dir, maps, sets, servers, a.out, a.glob, opts,
-                            progress=not a.no_progress)
+                            progress=not a.no_progress, set_files=set_files)
     except KeyboardInterrupt:
         print(f"interrupted; run the same command again to resume (manifest: {os.path.join(a.out, 'manifest.jsonl')})",
               file=sys.stderr)

@@ -21,6 +21,10 @@ UMT5 = "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
 CLIP_VISION = "clip_vision_h.safetensors"
 TOKEN_LORA = "dreamstyle_token_lora.safetensors"
 NEGATIVE = "blurry, low quality, distorted, static, watermark, text"
+# Prompts in the form of DreamStyle's training captions (dreamstyle/condition_sampler.py): text-guided runs
+# describe the video's content with the style words (t_sty); style-image and first-frame runs describe the
+# content only (t_ns = captions.strip_style(t_sty)). Users replace the content part with their video's.
+CONTENT = "a street scene with people walking"
 
 
 def dreamstyle_graph(text, style_image=False, first_frame=False, long_video=False, prefix="dreamstyle/out"):
@@ -66,17 +70,17 @@ def dreamstyle_graph(text, style_image=False, first_frame=False, long_video=Fals
 
 
 WORKFLOWS = {
-    "dreamstyle_text": (dreamstyle_graph("a watercolor painting, soft washes of colour, paper texture",
+    "dreamstyle_text": (dreamstyle_graph(f"a watercolor painting of {CONTENT}, soft pastel washes, paper texture",
                                          prefix="dreamstyle/text"), "DreamStyle: text-guided video stylization"),
-    "dreamstyle_style_image": (dreamstyle_graph("", style_image=True, prefix="dreamstyle/style_image"),
+    "dreamstyle_style_image": (dreamstyle_graph(CONTENT, style_image=True, prefix="dreamstyle/style_image"),
                                "DreamStyle: style-image-guided video stylization"),
-    "dreamstyle_first_frame": (dreamstyle_graph("", first_frame=True, prefix="dreamstyle/first_frame"),
+    "dreamstyle_first_frame": (dreamstyle_graph(CONTENT, first_frame=True, prefix="dreamstyle/first_frame"),
                                "DreamStyle: stylized-first-frame-guided video stylization"),
-    "dreamstyle_multi_style": (dreamstyle_graph("an ink drawing with bold outlines", style_image=True,
+    "dreamstyle_multi_style": (dreamstyle_graph(f"an ink drawing of {CONTENT}, bold outlines", style_image=True,
                                                 first_frame=True, prefix="dreamstyle/multi_style"),
                                "DreamStyle: text + style image + first frame in one pass (multi-style fusion)"),
-    "dreamstyle_long_video": (dreamstyle_graph("", style_image=True, long_video=True, prefix="dreamstyle/long_video"),
-                              "DreamStyle: long video in chunks chained on the last stylized frame"),
+    "dreamstyle_long_video": (dreamstyle_graph(CONTENT, style_image=True, long_video=True, prefix="dreamstyle/long_video"),
+                              "DreamStyle: long video in chunks chained on the stitched frame where each chunk starts"),
 }
 
 
@@ -110,6 +114,7 @@ CLIP_L = "clip_l.safetensors"                            # SD1.5's text encoder 
 HICAST_EDGE_ADAPTER = "hicast_sd15_edge_adapter.safetensors"  # written by hicast_train_adapter
 HICAST_STYLE_ENCODER = "hicast_sd15_edge_adapter_style_encoder.safetensors"
 HICAST_TEMPORAL = "hicast_sd15_temporal_layers.safetensors"
+HICAST_VGG19 = "vgg19.safetensors"  # torchvision's vgg19 weights as safetensors, in models/hicast_loss_nets
 HICAST_PROMPT = "an oil painting, thick brush strokes"
 
 
@@ -179,17 +184,19 @@ def hicast_graph(video=False):
 
 
 def hicast_train_graph():
-    """HiCAST stage 2: train the edge adapter + style encoder on content images and one style image (base
-    frozen, empty-prompt context), write them to models/hicast_adapters, and preview the trained pair."""
+    """HiCAST stage 2: train the edge adapter + style encoder on content images and a style set (the style image
+    batch, plus any images in the optional style folder; base frozen, empty-prompt context, VGG-19 losses), write
+    them to models/hicast_adapters, and preview the trained pair."""
     g = {"1": {"class_type": "LoadImage", "inputs": {"image": "hicast_content.png"}},
          "2": {"class_type": "LoadImage", "inputs": {"image": "hicast_style.png"}}}
     hicast_base(g, "")
     g["11"] = {"class_type": "HiCASTEdgeMap", "inputs": {"image": ["1", 0], "method": "canny", "low_threshold": 100,
                                                          "high_threshold": 200, "soft_sigma": 1.5}}
     g["12"] = {"class_type": "HiCASTTrainAdapter", "inputs": {
-        "model": ["3", 0], "vae": ["4", 0], "content_images": ["1", 0], "maps": ["11", 0], "style_image": ["2", 0],
-        "conditioning": ["6", 0], "output_name": HICAST_EDGE_ADAPTER, "map_type": "edge", "steps": 2000,
-        "learning_rate": 1e-4, "seed": 0}}
+        "model": ["3", 0], "vae": ["4", 0], "content_images": ["1", 0], "maps": ["11", 0], "style_images": ["2", 0],
+        "conditioning": ["6", 0], "output_name": HICAST_EDGE_ADAPTER, "overwrite": False, "map_type": "edge",
+        "loss_net": HICAST_VGG19, "steps": 2000, "batch_size": 1, "learning_rate": 1e-4, "seed": 0,
+        "style_folder": "", "clip_source": "image_embeds"}}
     return hicast_stylize(g, ["3", 0], ["1", 0], ["11", 0], ["12", 0], ["12", 1], "hicast/train_preview")
 
 

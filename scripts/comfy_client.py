@@ -220,7 +220,8 @@ class ComfyServer:
         return self
 
     async def __aexit__(self, *exc):
-        await self._session.close()
+        if self._session is not None:
+            await self._session.close()
 
     async def _retrying(self, what, attempt):
         """Run `await attempt()` until it does not raise a transport error; ServerGone after the last retry."""

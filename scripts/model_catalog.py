@@ -53,6 +53,16 @@ MODELS = {
         directory="hicast_adapters", train="HiCASTTrainTemporalLayers (node, after hicast_train_adapter)",
         what="HiCAST temporal layers for video (no public release: train them on a clip)",
         vram="small; training holds SD1.5 frozen plus the layers (docs/hicast.md)"),
+    "Depth-Anything-V2-Small-hf": dict(
+        directory="hicast_depth", url="https://huggingface.co/depth-anything/Depth-Anything-V2-Small-hf",
+        what="Depth Anything V2 Small, a folder (config.json + model.safetensors): depth maps for HiCAST and the "
+             "DreamStyle pair control", vram="99 MB"),
+    "vgg19.safetensors": dict(
+        directory="hicast_loss_nets",
+        get="save torchvision's vgg19 state_dict (ImageNet weights) with safetensors as vgg19.safetensors, or use "
+            "https://huggingface.co/timm/vgg19.tv_in1k (model.safetensors, the same weights and keys) renamed",
+        what="VGG-19 (torchvision layout, features.N.weight) for HiCAST's content/style losses",
+        vram="548 MB file; only the conv trunk to relu5_1 (80 MB) is loaded"),
     "stylemotif_quick.safetensors": dict(
         directory="stylemotif", train="stylemotif_train",
         what="StyleMotif motion model (no public release: train it; the workflow writes this name)",
@@ -81,7 +91,8 @@ def note_markdown(api):
     lines = ["## Models this workflow needs", ""]
     for n in names:
         m = MODELS[n]
-        where = f"[download]({m['url']})" if "url" in m else f"**train it first** with `{m['train']}`"
+        where = (f"[download]({m['url']})" if "url" in m else f"get it: {m['get']}" if "get" in m
+                 else f"**train it first** with `{m['train']}`")
         lines.append(f"- `models/{m['directory']}/{n}`: {m['what']}; {where}. VRAM: {m['vram']}.")
     lines += ["", "Full table: README \"Models\" (UniStyle)."]
     return "\n".join(lines)
@@ -91,6 +102,7 @@ def readme_table():
     """The README "Models" table (python -c 'from scripts.model_catalog import readme_table; print(readme_table())')."""
     rows = ["| file | folder | what | where to get it | VRAM / size |", "|---|---|---|---|---|"]
     for n, m in MODELS.items():
-        where = f"[download]({m['url']})" if "url" in m else f"train it: {m['train']}"
+        where = (f"[download]({m['url']})" if "url" in m else f"get it: {m['get']}" if "get" in m
+                 else f"train it: {m['train']}")
         rows.append(f"| `{n}` | `{m['directory']}/` | {m['what']} | {where} | {m['vram']} |")
     return "\n".join(rows)

@@ -199,7 +199,47 @@ def test_killed_client_rerun_recomputes_nothing_and_sends_nothing_twice(two, tmp
     assert all(seen[upload_name(os.path.join(inp, n))] == 1 for n in names)  # in-flight prompts re-attached
 
 
-def test_killing_one_server_mid_batch_loses_nothing(two, tmp_path):
+def test_batch_refuses_bad_arguments_clearly(tmp_path):
+    from scripts.batch import main
+    make_inputs(str(tmp_path), ["a.png"], seed=5)
+    for argv, says in ((["--map", "6"], "NODE_ID.INPUT_NAME"), (["--map", "99.image"], "no node '99'"),
+                       (["--map", "1.image", "--set", "2.wait"], "NODE_ID.INPUT_NAME=VALUE"), ([], "--map"),
+                       (["--map", "1.image", "--outputs", "7"], "--outputs names no node '7'"),
+                       (["--map", "1.image", "--set-file", "1.image"], "NODE_ID.INPUT_NAME=PATH"),
+                       (["--map", "1.image", "--set-file", "1.image=/no/such.png"], "no file"),
+                       (["--map", "1.image", "--set-file", "9.image=" + WORKFLOW], "--set-file names no node '9'"),
+                       (["--map", "1.image", "--glob", "*.mp4"], "no input files matching")):
+        with pytest.raises(SystemExit) as e:
+            main([WORKFLOW, str(tmp_path), "--server", "127.0.0.1:9", "--out", str(tmp_path / "out")] + argv)
+        assert says in str(e.value), (argv, str(e.value))
+
+
+def test_readme_video_command_same_stem_videos_on_two_servers(two, tmp_path):
+    """The README's command shape on the tiny DreamStyle style-image graph: clip.mp4 and clip.mkv (same stem)
+    each get their own decoded output video; the style image is uploaded once to each server."""
+    from scripts.batch import run_batch
+    from scripts.demo import moving_shapes
+    from scripts.media import read_video, write_video
+    from scripts.tiny_workflow import tiny_workflow
+    inp, out = tmp_path / "videos", str(tmp_path / "out")
+    inp.mkdir()
+    write_video(str(inp / "clip.mp4"), moving_shapes(7, 40, 56))
+    write_video(str(inp / "clip.mkv"), moving_shapes(5, 40, 56, seed=1))
+    style = tmp_path / "style.png"
+    Image.fromarray(image(6, (32, 32))).save(style)
+    api = json.load(open(os.path.join(ROOT, "workflows", "api", "dreamstyle_style_image.json")))
+    wf_path = tmp_path / "tiny_style_image.json"
+    wf_path.write_text(json.dumps(tiny_workflow(api, steps=1)))
+    summary = run_batch(str(wf_path), str(inp), [("8", "file")], [(("15", "seed"), 7)], two.addresses, out,
+                        set_files=[(("10", "image"), str(style))], log=lambda line: None)
+    assert summary.failed == [], summary.lines()
+    for name, frames in (("clip.mp4", 7), ("clip.mkv", 5)):
+        files = os.listdir(os.path.join(out, "outputs", name))
+        assert files == ["18_0.mp4"], files
+        assert read_video(os.path.join(out, "outputs", name, "18_0.mp4")).shape == (frames, 40, 56, 3)
+
+
+def test_killing_one_server_mid_batch_loses_nothing(two, tmp_path):  # last: it leaves one server dead
     from scripts.batch import run_batch
     inp, out = str(tmp_path / "in"), str(tmp_path / "out")
     names = [f"k{i:02d}.png" for i in range(12)]
@@ -226,15 +266,3 @@ def test_killing_one_server_mid_batch_loses_nothing(two, tmp_path):
     assert done == {n: 1 for n in names}
     for n in names:
         assert os.listdir(os.path.join(out, "outputs", n)) == ["3_0.png"]
-
-
-def test_batch_refuses_bad_arguments_clearly(tmp_path):
-    from scripts.batch import main
-    make_inputs(str(tmp_path), ["a.png"], seed=5)
-    for argv, says in ((["--map", "6"], "NODE_ID.INPUT_NAME"), (["--map", "99.image"], "no node '99'"),
-                       (["--map", "1.image", "--set", "2.wait"], "NODE_ID.INPUT_NAME=VALUE"), ([], "--map"),
-                       (["--map", "1.image", "--outputs", "7"], "--outputs names no node '7'"),
-                       (["--map", "1.image", "--glob", "*.mp4"], "no input files matching")):
-        with pytest.raises(SystemExit) as e:
-            main([WORKFLOW, str(tmp_path), "--server", "127.0.0.1:9", "--out", str(tmp_path / "out")] + argv)
-        assert says in str(e.value), (argv, str(e.value))

@@ -170,31 +170,38 @@ def test_bad_inputs_are_named(wan, tiny_models):
         ds.DreamStyleTrimLatent.execute({"samples": torch.zeros(1, 16, 2, 4, 4)})
 
 
-@pytest.mark.parametrize("n,chunk,overlap", [(11, 5, 0), (13, 9, 2)])
-def test_long_video_chunks_chain_first_frames_and_keep_every_frame(wan, monkeypatch, n, chunk, overlap):
+@pytest.mark.parametrize("n,chunk,overlap", [(11, 5, 1), (13, 9, 3)])
+def test_long_video_chains_each_chunk_from_the_output_frame_where_it_starts(wan, monkeypatch, n, chunk, overlap):
+    """Chunk i's first-frame condition is chunk i-1's decoded output at the frame where chunk i's video starts."""
     model, vae, ds = wan
-    seen = []
-    real = ds.dreamstyle_conditioning
+    firsts, decoded = [], []
+    real_cond, real_decode = ds.dreamstyle_conditioning, ds.decode_to_input
 
-    def recording(positive, negative, vae_, video_, style, first, clip):
-        seen.append((video_.shape[0], None if first is None else first.clone()))
-        return real(positive, negative, vae_, video_, style, first, clip)
+    def recording_cond(positive, negative, vae_, video_, style, first, clip):
+        firsts.append((video_.shape[0], None if first is None else first.clone()))
+        return real_cond(positive, negative, vae_, video_, style, first, clip)
 
-    monkeypatch.setattr(ds, "dreamstyle_conditioning", recording)
+    def recording_decode(vae_, samples):
+        decoded.append(real_decode(vae_, samples))
+        return decoded[-1]
+
+    monkeypatch.setattr(ds, "dreamstyle_conditioning", recording_cond)
+    monkeypatch.setattr(ds, "decode_to_input", recording_decode)
     out = ds.DreamStyleLongVideo.execute(model, text_cond(1), text_cond(2), vae, video(n, 24, 40), chunk, overlap, 0,
                                          1, 1.0, "euler", "simple", style_image=torch.rand(1, 24, 40, 3)).result[0]
     assert out.shape == (n, 24, 40, 3)
     from dreamstyle.long_video import plan_chunks
     chunks = plan_chunks(n, chunk, overlap)
-    assert [s[0] for s in seen] == [c.frames for c in chunks]
-    assert seen[0][1] is None
-    for i in range(1, len(chunks)):  # chunk i's first frame is chunk i-1's last stylized frame
-        last = chunks[i - 1].stop - 1
-        assert seen[i][1].shape == (1, 24, 40, 3)
-        assert not torch.equal(seen[i][1][0], video(n, 24, 40)[last])  # stylized, not the raw frame
-    # with no overlap, the last frame of chunk 0 in the output is exactly what chunk 1 was conditioned on
-    if overlap == 0:
-        assert torch.equal(seen[1][1][0], out[chunks[0].stop - 1])
+    assert [f[0] for f in firsts] == [c.frames for c in chunks]
+    assert firsts[0][1] is None
+    for i in range(1, len(chunks)):
+        local = chunks[i].start - chunks[i - 1].start
+        torch.testing.assert_close(firsts[i][1][0], decoded[i - 1][local].to(firsts[i][1].dtype))
+    # frames only one chunk produced are that chunk's output, unchanged
+    torch.testing.assert_close(out[:chunks[1].start], decoded[0][:chunks[1].start].to(out.dtype))
+    with pytest.raises(ValueError, match="overlap: expected 1"):
+        ds.DreamStyleLongVideo.execute(model, text_cond(1), text_cond(2), vae, video(n, 24, 40), chunk, 0, 0,
+                                       1, 1.0, "euler", "simple")
 
 
 def test_the_model_sees_the_paper_channels(wan):
@@ -214,3 +221,32 @@ def test_the_model_sees_the_paper_channels(wan):
     assert x[:, 16:20].amin(dim=(1, 3, 4)).tolist() == x[:, 16:20].amax(dim=(1, 3, 4)).tolist() == [[1, 0, 0, 0, 1]] * 2
     expected = model.model.latent_format.process_in(pos[0][1]["concat_latent_image"])
     torch.testing.assert_close(x[:, 20:].float(), expected.expand(2, -1, -1, -1, -1).float(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("first,style,clip", [(False, False, False), (True, False, False), (False, True, True)])
+def test_clip_features_are_passed_as_wan_image_to_video_passes_them(wan, first, style, clip):
+    """Without CLIP-vision (text-only, first-frame-only) neither side carries clip_vision_output, so the
+    I2V model gets no image tokens, as after the stock WanImageToVideo without one; with it, positive and
+    negative both carry it, as WanImageToVideo does and Wan2.1-I2V's own sampler does (its unconditional
+    pass keeps the image context: CFG then guides along the text, not along the style image)."""
+    from comfy_extras.nodes_wan import WanImageToVideo
+    model, vae, ds = wan
+    pos, neg, _, _ = condition(ds, vae, first=first, style=style, clip=clip)
+    cv = pos[0][1].get("clip_vision_output")
+    stock_pos, stock_neg, _ = WanImageToVideo.execute(text_cond(1), text_cond(2), vae, 56, 40, 5, 1,
+                                                      start_image=torch.rand(1, 40, 56, 3),
+                                                      clip_vision_output=cv).result
+    for ours, stock in ((pos, stock_pos), (neg, stock_neg)):
+        assert ("clip_vision_output" in ours[0][1]) == ("clip_vision_output" in stock[0][1]) == clip
+        if clip:
+            assert ours[0][1]["clip_vision_output"] is stock[0][1]["clip_vision_output"]
+
+
+def test_a_latent_from_another_conditioning_run_is_refused_with_the_packs_message(wan, tiny_models):
+    model, vae, ds = wan
+    write_lora(os.path.join(loras_dir(tiny_models), "test_token_lora.safetensors"), model)
+    patched = ds.DreamStyleTokenLoRALoader.execute(model, "test_token_lora.safetensors", 1.0).result[0]
+    pos, neg, _, _ = condition(ds, vae)                                        # 1 + 3 + 1 latent frames
+    other = ds.DreamStyleConditioning.execute(text_cond(1), text_cond(2), vae, video(frames=13)).result[2]  # 4
+    with pytest.raises(ValueError, match="connect the latent and the positive/negative of the same"):
+        sample(patched, pos, neg, other, steps=1)

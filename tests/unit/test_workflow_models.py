@@ -43,6 +43,8 @@ def test_catalogue_entries_say_where_to_get_each_file():
         assert m["directory"] and m["what"] and m["vram"], name
         if "url" in m:
             assert m["url"].startswith("https://") and m["url"].split("?")[0].endswith("/" + name), name
+        elif "get" in m:  # released only in another form (e.g. a .pth): how to make the file
+            assert "safetensors" in m["get"], name
         else:  # no release anywhere: one of the pack's training workflows (or nodes) writes it
             assert m["train"].split()[0] in workflows or m["train"].startswith("HiCASTTrain"), name
 
@@ -63,7 +65,8 @@ def test_ui_loaders_carry_properties_models_and_a_note_lists_them():
             for _, _, name in refs:
                 m = MODELS[name]
                 assert f"models/{m['directory']}/{name}" in text
-                assert (m["url"] in text) if "url" in m else (m["train"] in text and "train it first" in text)
+                assert (m["url"] in text) if "url" in m else (m["get"] in text) if "get" in m else (
+                    m["train"] in text and "train it first" in text)
 
 
 def test_readme_models_table_lists_every_catalogued_file():
@@ -72,4 +75,4 @@ def test_readme_models_table_lists_every_catalogued_file():
     for name, m in MODELS.items():
         row = next((line for line in section.splitlines() if f"`{name}`" in line), None)
         assert row is not None, f"README Models: no row for {name}"
-        assert f"`{m['directory']}/`" in row and (m.get("url", "") in row if "url" in m else m["train"] in row), row
+        assert f"`{m['directory']}/`" in row and (m.get("url", "") in row if "url" in m else m["get"] in row if "get" in m else m["train"] in row), row
