@@ -209,7 +209,9 @@ def depth_patcher(name):
                   if os.path.isdir(f))
     stamp = os.path.getmtime(os.path.join(folder, "config.json"))
     if _DEPTH_MODELS.get(folder, (None,))[0] != stamp:
-        _DEPTH_MODELS[folder] = (stamp, module_patcher(load_depth_model(folder, "cpu").requires_grad_(False)))
+        held = torch.nn.Module()  # ModelPatcher sets .device on its model; a transformers model's is read-only
+        held.depth = load_depth_model(folder, "cpu").requires_grad_(False)
+        _DEPTH_MODELS[folder] = (stamp, module_patcher(held))
     return _DEPTH_MODELS[folder][1]
 
 
@@ -232,7 +234,7 @@ class HiCASTDepthMap(io.ComfyNode):
         patcher = depth_patcher(depth_model)
         load(patcher)
         images = as_rgb_batch(finite(image, "image"), "image")
-        return io.NodeOutput(depth_map(patcher.model, images, resolution, progress=progress_bar(images.shape[0]))
+        return io.NodeOutput(depth_map(patcher.model.depth, images, resolution, progress=progress_bar(images.shape[0]))
                              .to(comfy.model_management.intermediate_device()))
 
 
