@@ -239,10 +239,36 @@ class BatchProbe(io.ComfyNode):
         return io.NodeOutput(ExecutionBlocker(None) if "empty" in name else image * float(x.mean() > 0))
 
 
+class LoadedModels(io.ComfyNode):
+    """Writes output/<record>.json: the torch module class of every model in ComfyUI's memory manager
+    (comfy.model_management.current_loaded_models) once `after` is computed."""
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="LoadedModels", display_name="Loaded Models (test)", category="testing", is_output_node=True,
+            inputs=[io.Image.Input("after", tooltip="Runs once this image is computed."),
+                    io.String.Input("record", default="loaded_models", tooltip="output/<record>.json")],
+            outputs=[],
+        )
+
+    @classmethod
+    def fingerprint_inputs(cls, **kwargs):
+        return time.time()
+
+    @classmethod
+    def execute(cls, after, record) -> io.NodeOutput:
+        import comfy.model_management
+        names = [f"{type(m.model.model).__module__}.{type(m.model.model).__name__}"
+                 for m in comfy.model_management.current_loaded_models if m.model is not None]
+        with open(os.path.join(folder_paths.get_output_directory(), record + ".json"), "w") as f:
+            json.dump(names, f)
+        return io.NodeOutput()
+
+
 class TestNodes(ComfyExtension):
     async def get_node_list(self):
         return [TinyUMT5Loader, TinyCLIPLoader, TinyCLIPVisionEncode, TinyCLIPVisionLoader, RecordingKSampler,
-                BatchProbe]
+                BatchProbe, LoadedModels]
 
 
 async def comfy_entrypoint():
