@@ -127,6 +127,22 @@ def animated_webp(frames, path, size=256, fps=20):
     ims[0].save(path, save_all=True, append_images=ims[1:], duration=round(1000 / fps), loop=0, lossless=True)
 
 
+def hicast_toy_rows(scenes=4):
+    """HiCAST with the toy-trained weights (assets/hicast_toy, scripts/train_toy_hicast.py): held-out scenes,
+    stylized toward DEMO_STYLE from held-out references, and the exact DEMO_STYLE version (x3, nearest)."""
+    from scripts.comfy_root import import_comfy_in_process
+    import_comfy_in_process()
+    from scripts.train_toy_hicast import EVAL_SCENES, load_toy, scene_frames, stylize, to_images, to_u8
+    base, levels, adapter, encoder, _, tokens, _ = load_toy(os.path.join(ROOT, "assets", "hicast_toy"))
+    raw, looks = scene_frames(EVAL_SCENES[:scenes], frames=1)
+    _, refs = scene_frames(range(2000, 2004), frames=1)
+    out = to_u8(stylize(base, levels, adapter, encoder, tokens, to_images(raw[:, 0]), refs[DEMO_STYLE][:, 0], seed=0))
+    big = lambda ims: ims.repeat(3, axis=1).repeat(3, axis=2)  # noqa: E731
+    return [("HiCAST toy-trained: held-out content", big(raw[:, 0])),
+            (f"HiCAST toy-trained: stylized ({DEMO_STYLE} references)", big(out)),
+            (f"HiCAST toy-trained: exact {DEMO_STYLE} (ground truth)", big(looks[DEMO_STYLE][:, 0]))]
+
+
 def family_rows(outputs, input_dir):
     """Before/after rows of the overview for HiCAST and StyleMotif, from the demo's saved files.
 
@@ -139,6 +155,7 @@ def family_rows(outputs, input_dir):
                  ("HiCAST style image", still(os.path.join(input_dir, "hicast_style.png")))]
         rows += [("HiCAST edge map", still(p)) for p in edges[:1]]
         rows.append(("HiCAST stylized image (random tiny weights)", still(image[0])))
+        rows += hicast_toy_rows()
     video = [p for p in outputs.get("hicast_video_ast", []) if p.endswith(".mp4")]
     if video:
         rows += [("HiCAST input video", read_video(os.path.join(input_dir, "hicast_input.mp4"))),
