@@ -30,6 +30,7 @@ from ..stylemotif.render import render_skeleton
 from ..stylemotif.sampling import GUIDANCE, STEPS
 from ..stylemotif.skeleton import FPS, NUM_JOINTS
 from ..stylemotif.style_bank import blend_styles
+from ..stylemotif.text_embedding import clip_text_features
 from ..stylemotif.training import RESUME_EXT
 from . import guards
 from .search import search_aliases
@@ -388,7 +389,7 @@ class StyleMotifTrain(io.ComfyNode):
                 seed, clip=None) -> io.NodeOutput:
         steps = {"vae": vae_steps, "denoiser": denoiser_steps, "stylization": stylization_steps, "alignment": alignment_steps}
         config = dataclasses.replace(TOY, latent_dim=latent_dim)
-        embed = None if clip is None else (lambda texts: _clip_features(clip, texts))
+        embed = None if clip is None else (lambda texts: clip_text_features(clip, texts))
         return _train_to_file(name, overwrite, steps, lambda partial, progress: train_procedural(
             clips, config, steps, seed, partial, progress=progress, embed=embed)[0])
 
@@ -436,7 +437,7 @@ class StyleMotifFineTuneStyle(io.ComfyNode):
             source = guards.resolve_under(folder_paths.get_input_directory(), source, "dataset")
             if not os.path.isdir(source):
                 raise guards.NodeInputError(f"dataset: no folder {dataset!r} in ComfyUI's input folder")
-        probe = _clip_features(clip, [""])
+        probe = clip_text_features(clip, [""])
         if probe.shape[-1] != base.config.text_dim:
             raise guards.NodeInputError(f"clip: encodes width {probe.shape[-1]}, the base model reads text of width "
                                         f"{base.config.text_dim}")
@@ -446,7 +447,7 @@ class StyleMotifFineTuneStyle(io.ComfyNode):
             raise guards.NodeInputError(f"dataset: {e}") from None
         steps = {"style_pretrain": style_pretrain_steps, "stylization": stylization_steps, "alignment": alignment_steps}
         return _train_to_file(name, overwrite, steps, lambda partial, progress: finetune_style(
-            base, data, texts, lambda t: _clip_features(clip, t), steps, MLD_LR, seed, partial, progress))
+            base, data, texts, lambda t: clip_text_features(clip, t), steps, MLD_LR, seed, partial, progress))
 
 
 def _train_to_file(name, overwrite, steps, train):
@@ -470,15 +471,6 @@ def _train_to_file(name, overwrite, steps, train):
     model.save(path)
     shutil.rmtree(partial, ignore_errors=True)  # the job is done; its resume states are not needed
     return io.NodeOutput(_patcher(model))
-
-
-def _clip_features(clip, texts):
-    """[N, C] pooled, projected CLIP text features, as CLIPTextEncode's CONDITIONING carries them."""
-    rows = []
-    for t in texts:
-        _, pooled = clip.encode_from_tokens(clip.tokenize(t), return_pooled=True)
-        rows.append(pooled.reshape(-1).float().cpu())
-    return torch.stack(rows)
 
 
 NODES = [StyleMotifModelLoader, StyleMotifEncodeStyle, StyleMotifStyleFromEmbedding, StyleMotifBlendStyles, StyleMotifStylize,
