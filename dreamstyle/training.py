@@ -83,6 +83,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     shard_base: str = "none"         # none | fsdp | fsdp_offload (with several processes; see sharded_base)
     block_swap: int = 0              # the last N blocks stay on the offload device (training_block_swap.py)
+    offload_activations: bool = False  # checkpointed block inputs wait in CPU memory until the backward pass
 
     def __post_init__(self):
         self.ratio = parse_ratio(self.ratio)
@@ -102,6 +103,8 @@ class TrainConfig:
         if self.block_swap and not self.gradient_checkpointing:
             raise ValueError("block_swap: needs gradient_checkpointing on (without it autograd keeps every swapped "
                              "block's weights on the device until the backward pass, so nothing is saved)")
+        if self.offload_activations and not self.gradient_checkpointing:
+            raise ValueError("offload_activations: needs gradient_checkpointing on (it offloads what checkpointing keeps)")
         if self.block_swap and self.shard_base != "none":
             raise ValueError("block_swap: not with shard_base (FSDP already keeps 1/N of each block per process)")
 
@@ -532,7 +535,8 @@ class DreamStyleTrainer:
         """How the base runs for the duration: FSDP-sharded as it is, else streamed (block swap, fp8)."""
         if self.shard:
             return gradient_checkpointing(base, checkpoint)
-        self.streamer = StreamedBase(base, self.device, self.dtype, checkpoint=checkpoint, swapped=self.swapped)
+        self.streamer = StreamedBase(base, self.device, self.dtype, checkpoint=checkpoint, swapped=self.swapped,
+                                     offload_activations=self.config.offload_activations and checkpoint)
         return self.streamer.active()
 
     def evaluate(self, steps, micro=0):

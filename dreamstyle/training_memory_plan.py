@@ -119,7 +119,8 @@ class MemoryPlan:
 
 
 def plan(shape: WanShape, frames, height, width, rank=64, base_dtype="bf16", compute_dtype="bf16", batch=1,
-         gradient_checkpointing=True, block_swap=0, prefetch=True, text_len=512, clip_len=257, budget=None):
+         gradient_checkpointing=True, block_swap=0, prefetch=True, text_len=512, clip_len=257, budget=None,
+         offload_activations=False):
     """The MemoryPlan of one training step (see the module docstring); BUDGET: device bytes, for the verdict."""
     if not 0 <= block_swap <= shape.blocks:
         raise ValueError(f"block_swap: expected 0..{shape.blocks}, got {block_swap}")
@@ -134,6 +135,9 @@ def plan(shape: WanShape, frames, height, width, rank=64, base_dtype="bf16", com
         kept = shape.blocks * n * d * cb        # each block's input; its activations are recomputed
         copies = (2 if prefetch else 1) * block_copy if (block_swap or cast) else 0
         working = copies + block_act * cb + n * backward_per_token(d, f) * cb
+        if offload_activations:                 # the inputs wait in CPU memory; one is back while its block runs
+            working += kept / shape.blocks + ctx * d * cb
+            kept = 0
     else:
         kept = shape.blocks * block_act * cb + (shape.blocks * block_copy if cast else 0)  # + fp8 casts autograd keeps
         working = n * backward_per_token(d, f) * cb
@@ -151,4 +155,4 @@ def plan(shape: WanShape, frames, height, width, rank=64, base_dtype="bf16", com
     }
     return MemoryPlan(terms, budget, dict(frames=frames, size=f"{height}x{width}", rank=rank, base=base_dtype,
                                           compute=compute_dtype, checkpointing=gradient_checkpointing,
-                                          block_swap=block_swap, tokens=n))
+                                          block_swap=block_swap, offload_activations=offload_activations, tokens=n))

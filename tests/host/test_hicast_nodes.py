@@ -383,3 +383,16 @@ def test_depth_node_with_a_user_model_is_cached_and_memory_managed(hc, tmp_path)
     second = run(hc.HiCASTDepthMap, image=photo(40, 56), depth_model="tiny-dpt", resolution=64)[0]
     assert first.shape == (1, 40, 56, 3) and torch.equal(first, second)
     assert hc.depth_patcher("tiny-dpt") is patcher  # loaded once, not per run
+
+
+def test_the_received_model_samples_the_same_after_training(hc, tiny_models):
+    """The trainer's autograd views are clones: once ComfyUI loads the original again, its weight functions and
+    object patches are gone and it samples bit for bit as before."""
+    model, vae = loaded_sd15(tiny_models)
+    pos, neg = style_cond(hc)
+    with torch.inference_mode():
+        before = sample(model, pos, neg)
+    train_adapter(hc, model, vae, "test_hc_after.safetensors", steps=1)
+    with torch.inference_mode():
+        assert torch.equal(sample(model, pos, neg), before)
+    assert all(not getattr(m, "weight_function", []) for m in model.model.diffusion_model.modules())
