@@ -20,6 +20,7 @@ ComfyUI's loader budgets (free memory before loading, lowvram partial loading).
 import logging
 import math
 import uuid
+import weakref
 
 import torch
 
@@ -49,8 +50,11 @@ def lora_bytes(loras, dtype):
 
 
 class TokenLoRAInjection:
-    def __init__(self, loras, strength):
-        self.hooks = TokenLoRAHooks(loras, strength)
+    """One patched model's token LoRA: shared hooks (see shared_hooks) run at this model's strength."""
+
+    def __init__(self, hooks, strength):
+        self.hooks = hooks
+        self.strength = torch.tensor(float(strength))
         self.warned = False
 
     def __deepcopy__(self, memo):
@@ -90,17 +94,38 @@ class TokenLoRAInjection:
         elif frame_types.shape[-1] != frames:
             raise ValueError(f"DreamStyle layout has {frame_types.shape[-1]} latent frames but the model input has "
                              f"{frames}: the latent and the conditioning come from different DreamStyleConditioning runs")
-        return self.hooks.run(frame_types.to(x.device), tokens_per_frame(x.shape[3], x.shape[4], patch), executor,
-                              x, timestep, context, clip_fea, time_dim_concat, transformer_options, **kwargs)
+        return self.hooks.run(frame_types.to(x.device), tokens_per_frame(x.shape[3], x.shape[4], patch), self.strength,
+                              executor, x, timestep, context, clip_fea, time_dim_concat, transformer_options, **kwargs)
 
 
-def apply_token_lora(model, loras, strength):
-    """A clone of `model` (a ModelPatcher of a Wan model) that runs the token LoRA at `strength`."""
+_SHARED = weakref.WeakValueDictionary()
+
+
+def shared_hooks(diffusion_model, lora_key, make_loras):
+    """The TokenLoRAHooks of one LoRA file on one diffusion model, shared by every patched model made from
+    them (any strength) while one is alive: the same hook functions, so torch.compile'd code stays valid.
+    `lora_key` names the file's content (path, size, mtime); make_loras() reads it when not shared yet."""
+    key = (id(diffusion_model), lora_key)
+    hooks = _SHARED.get(key)
+    if hooks is None:
+        hooks = TokenLoRAHooks(make_loras())
+        _SHARED[key] = hooks
+    return hooks
+
+
+def apply_token_lora(model, loras, strength, lora_key=None):
+    """A clone of `model` (a ModelPatcher of a Wan model) that runs the token LoRA at `strength`.
+
+    `loras` is {layer: TokenLoRA} or a callable making it; with `lora_key`, the hooks are shared (shared_hooks)."""
+    make = loras if callable(loras) else (lambda: loras)
+    dm = model.get_model_object("diffusion_model")
+    hooks = shared_hooks(getattr(dm, "_orig_mod", dm), lora_key, make) if lora_key is not None else \
+        TokenLoRAHooks(make())
     patched = model.clone()
-    injection = TokenLoRAInjection(loras, strength)
+    injection = TokenLoRAInjection(hooks, strength)
     key = f"dreamstyle_token_lora_{uuid.uuid4().hex[:8]}"  # unique: two LoRAs never look like one loaded model
     patched.set_injections(key, [comfy.patcher_extension.PatcherInjection(injection.inject, injection.eject)])
     patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, key, injection.apply_model_wrapper)
     patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, key, injection.wrapper)
-    patched.size = model.model_size() + lora_bytes(loras, compute_dtype(model))
+    patched.size = model.model_size() + lora_bytes(hooks.loras, compute_dtype(model))
     return patched
