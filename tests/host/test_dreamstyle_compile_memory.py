@@ -94,7 +94,15 @@ def test_lora_bytes_are_in_the_model_size_comfyui_budgets_with(env):
     assert comfy.model_management.LoadedModel(patched).model_memory() == base.model_size() + extra
     assert patched.clone().model_size() == patched.model_size()  # e.g. ModelSamplingSD3 after the loader
     stacked = ds.DreamStyleTokenLoRALoader.execute(patched, LORA, 0.5).result[0]
-    assert stacked.model_size() == base.model_size() + 2 * extra
+    assert stacked.model_size() == base.model_size() + extra  # the same file on itself: one LoRA at 1.5
+
+
+def test_the_same_lora_stacked_on_itself_adds_its_strengths(env):
+    ds, base, cond = env
+    once = ds.DreamStyleTokenLoRALoader.execute(base, LORA, 1.5).result[0]
+    twice = ds.DreamStyleTokenLoRALoader.execute(ds.DreamStyleTokenLoRALoader.execute(base, LORA, 1.0).result[0],
+                                                 LORA, 0.5).result[0]
+    torch.testing.assert_close(run(twice, cond), run(once, cond), rtol=1e-5, atol=1e-6)
 
 
 def test_eject_drops_every_device_copy_and_leaves_the_loaded_lora_as_it_was(env):
