@@ -1,6 +1,7 @@
 """DreamStyle pair construction through the real server with the tiny fixtures: pairs per minute and
-peak memory of the ComfyUI process for the example workflow (Canny control, first frame stylized by
-a stock node, two Fun-control I2V generations sharing control and noise, captions, filter, save).
+peak memory of the ComfyUI process for the example workflow (depth+pose control from the HiCAST extractors,
+first frame and references stylized by SD1.5 img2img, two Fun-control I2V generations sharing control and
+noise, captions, CLIP-vision filter, save).
 
 The filter thresholds are opened (-1) so that every generated pair is written; the dataset is then
 checked with dreamstyle.dataset_check. Frames and size are the tiny graph's (17 frames, 64x48).
@@ -49,7 +50,7 @@ def run():
     from scripts.tiny_workflow import tiny_workflow
     base = os.path.join(ROOT, "build", "bench-host")
     port = host.start(base, models=ensure_fixtures(), test_nodes=True)
-    dataset = os.path.join(base, "output", "bench_pairs")
+    dataset = os.path.join(base, "output", "bench_pairs")  # dataset_dir "bench_pairs" under the server's output/
     shutil.rmtree(dataset, ignore_errors=True)
     try:
         write_video(os.path.join(base, "input", "bench_raw.mp4"), moving_shapes(FRAMES, SIZE[1], SIZE[0]))
@@ -64,11 +65,13 @@ def run():
             for nid, node in g.items():
                 kind, args = node["class_type"], node["inputs"]
                 if kind == "PrimitiveInt":  # the noise seed and the clip length both generations share
-                    args["value"] = {"seed": 100 + i, "length": FRAMES}[fed[nid]]
+                    args["value"] = {"seed": 100 + i, "length": FRAMES, "batch_index": 0}[fed[nid]]
+                elif kind == "HiCASTDepthMap":
+                    args["resolution"] = 70
                 elif kind == "DreamStylePairFilter":
                     args.update(min_style=-1.0, min_content=-1.0)
                 elif kind == "DreamStyleSavePair":
-                    args.update(dataset_dir=dataset, pair_id=f"bench_{i}")
+                    args.update(dataset_dir="bench_pairs", pair_id=f"bench_{i}")
             result = client.run(g)
             if not result.ok:
                 raise RuntimeError(result.describe_error())

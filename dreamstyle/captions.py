@@ -259,3 +259,20 @@ def _rebuild(toks, caption):
     if caption[:1].isupper() and text[:1].islower():
         text = text[0].upper() + text[1:]
     return text
+
+
+def style_words_in(caption, extra=()):
+    """The phrases of the documented vocabulary (STYLE, PALETTE, TEXTURE, TONE and EXTRA) that CAPTION
+    contains, in order: a t_ns must contain none (DreamStyle: t_ns excludes style, palette, texture, tone)."""
+    if not isinstance(caption, str):
+        raise TypeError(f"caption: expected a string, got {type(caption).__name__}")
+    toks = [_Tok(m.group(1), "", m.group(1).lower().replace("’", "'")) for m in _TOKEN.finditer(caption)]
+    _mark_vocabulary(toks, _phrases(extra) + _VOCAB if extra else _VOCAB)
+    found, run = [], []
+    for t in toks + [_Tok("", "", "")]:
+        if t.style:
+            run.append(t.text)
+        elif run:
+            found.append(" ".join(w for w in run if w != "-"))
+            run = []
+    return tuple(found)

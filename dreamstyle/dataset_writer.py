@@ -8,6 +8,11 @@ the complete record. A last manifest line cut short (power loss during the appen
 the reader and truncated away by the next writer. Writers in several processes serialise on a
 lock file; ids already in the manifest are skipped, so a rerun of the same build only adds what is
 missing, and committing a pair removes temp folders that killed appends of the same id left.
+
+The writer only ever changes a DreamStyle dataset: an existing folder must be empty or hold a manifest
+whose first line is a format record, and the manifest, lock and pairs/ must be plain files and folders
+inside it (no symlinks); anything else is refused before a byte is written, so a foreign file is never
+truncated and a foreign folder never cleared.
 """
 import json
 import os
@@ -23,6 +28,7 @@ from .dataset_format import (FORMAT_VERSION, MANIFEST, PAIRS_DIR, TMP_PREFIX, VI
 from .dataset_media import fsync_path, sha256_file, write_png, write_video
 
 LOCK_FILE = ".manifest.lock"
+RECORD_START = json.dumps({"format_version": FORMAT_VERSION}).encode()[:-1] + b", "  # how every record line starts
 
 
 @dataclass
@@ -46,8 +52,9 @@ class DatasetWriter:
 
     def __init__(self, folder):
         self.folder = os.path.abspath(folder)
-        os.makedirs(os.path.join(self.folder, PAIRS_DIR), exist_ok=True)
         self.manifest = os.path.join(self.folder, MANIFEST)
+        check_writable_dataset(self.folder)
+        os.makedirs(os.path.join(self.folder, PAIRS_DIR), exist_ok=True)
         self._ids, self._offset = set(), 0
         with self._locked():
             self._catch_up()
@@ -125,6 +132,42 @@ class DatasetWriter:
                 yield
             finally:
                 _unlock(f)
+
+
+class ForeignFolderError(ValueError):
+    """The folder (or a file in it) is not a DreamStyle dataset the writer may change."""
+
+
+def check_writable_dataset(folder):
+    """Refuse FOLDER unless it is absent, empty, or a DreamStyle dataset (see module doc)."""
+    if os.path.islink(folder) or (os.path.exists(folder) and not os.path.isdir(folder)):
+        raise ForeignFolderError(f"{folder} is not a plain folder; refusing to write a dataset there")
+    if not os.path.isdir(folder):
+        return
+    for name in (MANIFEST, LOCK_FILE, PAIRS_DIR):
+        path = os.path.join(folder, name)
+        if os.path.islink(path):
+            raise ForeignFolderError(f"{path} is a symlink; refusing to write a dataset through it")
+        want_dir = name == PAIRS_DIR
+        if os.path.exists(path) and os.path.isdir(path) != want_dir:
+            raise ForeignFolderError(f"{path} is not a {'folder' if want_dir else 'file'}: not a DreamStyle dataset; refused")
+    manifest = os.path.join(folder, MANIFEST)
+    if not os.path.exists(manifest):
+        pairs = os.path.join(folder, PAIRS_DIR)
+        if set(os.listdir(folder)) - {PAIRS_DIR, LOCK_FILE} or (os.path.isdir(pairs) and os.listdir(pairs)):
+            raise ForeignFolderError(f"{folder} holds other files and no {MANIFEST}: not a DreamStyle dataset; "
+                                     "choose a new or empty folder")
+        return
+    with open(manifest, "rb") as f:
+        first = f.readline(1 << 20)
+    if first.endswith(b"\n"):
+        record, _ = parse_line(first.decode("utf-8", "replace"))
+        ours = record is not None and record.get("format_version") == FORMAT_VERSION and "id" in record
+    else:  # empty, or the first append was cut short: only our own record's opening may be cut away
+        ours = RECORD_START.startswith(first) or first.startswith(RECORD_START)
+    if not ours:
+        raise ForeignFolderError(f"{manifest} is not a DreamStyle manifest (its first line is not a format "
+                                 f"{FORMAT_VERSION} record); refusing to change it")
 
 
 def _check_pair(pair):

@@ -1,9 +1,16 @@
-"""Offline pair scores: style consistency (stylized video vs style references) and content
-consistency (raw vs stylized video). No download; pure numpy + OpenCV.
+"""Pair scores: style consistency (stylized video vs style references) and content consistency (raw vs
+stylized video).
 
-DreamStyle filters its CT data with CSD (> 0.5). `style_score` takes any embedder, a callable
-uint8 [N, H, W, 3] -> [N, D] features, so a CSD or CLIP image encoder plugs in where the user has
-weights; the default `FeatureStatsEmbedder` needs none. Its features, each block L2-normalised:
+DreamStyle keeps CT pairs with CSD > 0.5. On a user's machine the scores come from image embeddings of a
+real encoder (nodes/dreamstyle_data.py feeds ComfyUI CLIP_VISION outputs, e.g. CLIP ViT-H/ViT-L or the
+CSD checkpoint converted by scripts/convert_csd.py):
+- `embedding_style_score`: cosine of the mean unit embedding of the stylized frames and of the
+  references (CSD's style similarity, averaged over frames and references), in [-1, 1];
+- `embedding_content_score`: mean cosine of the embeddings of corresponding raw and stylized frames.
+
+The offline scores below need no weights; they are the synthetic benchmark's metrics and a test
+fixture, never the node's filter. `style_score` takes any embedder, a callable
+uint8 [N, H, W, 3] -> [N, D] features; the default `FeatureStatsEmbedder` features, each block L2-normalised:
 - colour: joint RGB histogram (bins^3), square-rooted (Hellinger);
 - texture: for 3 pyramid levels, the gradient-magnitude-weighted orientation histogram (8 bins),
   gradient sparsity (mean / rms) and edge density, plus the energy share of each level and the
@@ -78,6 +85,21 @@ class FeatureStatsEmbedder:
         texture += [energy / (energy.sum() + 1e-12), [np.log1p(10 * energy.sum())]]
         texture = np.concatenate([np.ravel(t) for t in texture])
         return _unit(np.concatenate([_unit(colour), _unit(texture)]))
+
+
+def embedding_style_score(video_embeds, ref_embeds):
+    """Cosine of the mean unit embedding of the video frames [N, D] and of the references [K, D]."""
+    v = _unit(np.asarray(video_embeds, np.float64)).mean(0)
+    r = _unit(np.asarray(ref_embeds, np.float64)).mean(0)
+    return float(_unit(v) @ _unit(r))
+
+
+def embedding_content_score(raw_embeds, stylized_embeds):
+    """Mean cosine of the embeddings of corresponding raw and stylized frames ([N, D] each)."""
+    a, b = np.asarray(raw_embeds, np.float64), np.asarray(stylized_embeds, np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"raw embeddings {a.shape} and stylized embeddings {b.shape} must match")
+    return float((_unit(a) * _unit(b)).sum(-1).mean())
 
 
 def style_score(video, refs, embedder=None, max_frames=8):

@@ -42,9 +42,8 @@ class AdapterInjection:
             total = None
             for name, adapter, maps, weight in self.entries:
                 m = fit_maps_to_latent(maps.permute(0, 3, 1, 2).to(device), latent_hw, name)
-                adapter.to(device)  # follows the UNet onto its device; a no-op once there
-                p = next(adapter.parameters())
-                feats = [weight * f.to(dtype) for f in adapter(m.to(p.dtype))]
+                p = next(adapter.parameters())  # where ComfyUI's memory manager loaded it
+                feats = [weight * f.to(device=device, dtype=dtype) for f in adapter(m.to(p.device, p.dtype))]
                 total = feats if total is None else [a + b for a, b in zip(total, feats)]
             self._cache = {key: total}  # one latent size at a time
         return self._cache[key]

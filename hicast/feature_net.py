@@ -1,8 +1,8 @@
-"""The frozen feature extractor phi for content/style losses.
+"""A fixed, seeded random-feature phi: the TEST FIXTURE for the content/style losses.
 
-The paper uses VGG-16; no pretrained weights ship offline here, so phi is a fixed, seeded random conv
-stack (random deep features still carry usable texture statistics for style losses). Any module returning
-a list of feature maps can be passed to the trainer instead.
+Real training uses VGG-19 features from a user's file (hicast/vgg_features.py); this stands in for it in
+tests and in the toy pack-internal runs, where no pretrained weights exist. Any module returning a list
+of feature maps (with `content_levels`, the indices L_c uses) can be passed to the trainer.
 """
 import torch
 import torch.nn as nn
@@ -10,6 +10,8 @@ import torch.nn.functional as F
 
 
 class RandomFeatureNet(nn.Module):
+    content_levels = None  # L_c on every level
+
     def __init__(self, widths=(32, 64, 128), seed=0):
         super().__init__()
         g = torch.Generator().manual_seed(seed)

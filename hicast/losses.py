@@ -3,9 +3,10 @@ import torch
 import torch.nn.functional as F
 
 
-def content_loss(feats_out, feats_content):
-    """L_c = sum_l mean((phi_l(I_cs) - phi_l(I_c))^2)."""
-    return sum(F.mse_loss(o, c) for o, c in zip(feats_out, feats_content))
+def content_loss(feats_out, feats_content, levels=None):
+    """L_c = sum_{l in LEVELS} mean((phi_l(I_cs) - phi_l(I_c))^2) (every level when LEVELS is None; VGG: relu4_1)."""
+    levels = range(len(feats_out)) if levels is None else levels
+    return sum(F.mse_loss(feats_out[l], feats_content[l]) for l in levels)
 
 
 def _mean_std(f, eps=1e-5):

@@ -52,16 +52,18 @@ def draw_openpose(keypoints, height, width, stick_width=4):
     return canvas
 
 
-def detect_poses(images, min_visibility=0.5):
+def detect_poses(images, min_visibility=0.5, progress=None):
     """Per frame: the 18 OpenPose keypoints of the most prominent person, or None when nobody is found."""
     frames = to_uint8(as_rgb_batch(images, "image"))
     out = []
     with solutions("pose").pose.Pose(static_image_mode=True, model_complexity=1) as model:
-        for f in frames:
+        for i, f in enumerate(frames):
             result = model.process(f)
             lms = result.pose_landmarks
             out.append(None if lms is None else
                        openpose_keypoints(lms.landmark, f.shape[1], f.shape[0], min_visibility))
+            if progress:
+                progress(i + 1, len(frames))
     return out
 
 
@@ -71,8 +73,8 @@ def render_poses(people, height, width, stick_width, device):
     return from_uint8(np.stack([draw_openpose(p or blank, height, width, stick_width) for p in people]), device)
 
 
-def pose_map(images, min_visibility=0.5, stick_width=4):
+def pose_map(images, min_visibility=0.5, stick_width=4, progress=None):
     """OpenPose-coloured skeleton map [B, H, W, 3] (all black for frames without a person)."""
     images = as_rgb_batch(images, "image")
     _, h, w, _ = images.shape
-    return render_poses(detect_poses(images, min_visibility), h, w, stick_width, images.device)
+    return render_poses(detect_poses(images, min_visibility, progress), h, w, stick_width, images.device)

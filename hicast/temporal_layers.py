@@ -67,6 +67,6 @@ class TemporalInjection:
         frames = h.shape[0] // chunks
         if frames < 2 or h.shape[0] % chunks:
             return h
-        layer = self.layers.layers[self.by_block[index]].to(h.device)  # a no-op once there
-        p = next(layer.parameters())
-        return layer(h.to(p.dtype), frames).to(h.dtype)
+        layer = self.layers.layers[self.by_block[index]]
+        p = next(layer.parameters())  # where ComfyUI's memory manager loaded it
+        return layer(h.to(p.device, p.dtype), frames).to(h.device, h.dtype)

@@ -28,10 +28,12 @@ def clip_loss(base, levels, layers, z0, t, noise, context, lambda_local=0.1, tau
 
 
 def train_temporal_layers(base, levels, layers, clips, context, steps, *, lambda_local=0.1, tau=0.07, lr=1e-4,
-                          t_max=1000, image_patches=(), checkpoint_path=None, save_every=50, progress=None, seed=0):
+                          t_max=1000, image_patches=(), abar=None, checkpoint_path=None, save_every=50, progress=None, seed=0,
+                          job=None):
     """Train LAYERS (TemporalLayers); CLIPS(step, generator) -> latent clip [F, 4, h, w]; IMAGE_PATCHES: other
-    input_block_patches of the image model (e.g. adapters) applied in both passes. Returns the loss history."""
-    abar = alphas_cumprod()
+    input_block_patches of the image model (e.g. adapters) applied in both passes; ABAR: the base model's abar_t
+    table (SD's scaled-linear schedule when None). Returns the loss history."""
+    abar = alphas_cumprod() if abar is None else abar
     layers.train().requires_grad_(True)
     opt = torch.optim.AdamW(layers.parameters(), lr=lr)
 
@@ -46,4 +48,5 @@ def train_temporal_layers(base, levels, layers, clips, context, steps, *, lambda
         opt.step()
         return {"loss_h": loss.item()}
 
-    return run_resumable(step_fn, {"temporal_layers": layers}, {"opt": opt}, steps, checkpoint_path, save_every, progress)
+    return run_resumable(step_fn, {"temporal_layers": layers}, {"opt": opt}, steps, checkpoint_path, save_every, progress,
+                         job)

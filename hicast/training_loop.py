@@ -14,15 +14,17 @@ def step_generator(seed, step):
     return torch.Generator().manual_seed(seed * 1_000_003 + step)
 
 
-def run_resumable(step_fn, modules, optimizers, steps, checkpoint_path=None, save_every=50, progress=None):
+def run_resumable(step_fn, modules, optimizers, steps, checkpoint_path=None, save_every=50, progress=None, job=None):
     """Run step_fn(step) -> {name: float} for steps [start, STEPS); returns the whole loss history.
 
     MODULES / OPTIMIZERS: {name: nn.Module / Optimizer} saved in the checkpoint every SAVE_EVERY steps and
-    at the end; an existing checkpoint at CHECKPOINT_PATH is verified and resumed from.
+    at the end; an existing checkpoint at CHECKPOINT_PATH is resumed from when it belongs to the same JOB
+    (a dict of the run's identity: seed, lr, steps, data fingerprint, config), else refused naming what differs.
+    PROGRESS(done, total) is called after every step (ComfyUI's progress bar and interrupt check).
     """
     start, history = 0, []
     if checkpoint_path and os.path.exists(checkpoint_path):
-        state = load_checkpoint(checkpoint_path)
+        state = load_checkpoint(checkpoint_path, job)
         for name, m in modules.items():
             m.load_state_dict(state["modules"][name])
         for name, o in optimizers.items():
@@ -35,7 +37,7 @@ def run_resumable(step_fn, modules, optimizers, steps, checkpoint_path=None, sav
             save_checkpoint(checkpoint_path, {
                 "step": done, "history": history,
                 "modules": {n: m.state_dict() for n, m in modules.items()},
-                "optimizers": {n: o.state_dict() for n, o in optimizers.items()}})
+                "optimizers": {n: o.state_dict() for n, o in optimizers.items()}}, job)
         if progress:
             progress(done, steps)
     return history

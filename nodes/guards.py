@@ -110,14 +110,15 @@ def plain_name(name, input_name, ext=".safetensors"):
 
 
 def new_model_path(kind, name, input_name, ext=".safetensors", overwrite=False):
-    """Where a trainer writes `name` + ext in models/<kind>/. An existing file is refused unless `overwrite`."""
+    """Where a trainer writes `name` + ext in models/<kind>/. A model of that name in any folder of the kind (a
+    file or the owner's symlink) is refused unless `overwrite`; overwriting never writes through a symlink out of
+    the folder."""
     stem = plain_name(name, input_name, ext)
-    root = folder_paths.get_folder_paths(kind)[0]
-    path = resolve_under(root, stem + ext, input_name)
-    if os.path.exists(path) and not overwrite:
+    roots = folder_paths.get_folder_paths(kind)
+    if not overwrite and any(os.path.lexists(os.path.join(r, stem + ext)) for r in roots):
         raise NodeInputError(f"{input_name}: models/{kind}/{stem}{ext} already exists; choose a new name or turn on "
                              "'overwrite' to replace it")
-    return path
+    return resolve_under(roots[0], stem + ext, input_name)
 
 
 def finite(value, input_name):

@@ -1,47 +1,56 @@
-"""HiCAST nodes: control-map extractors, adapter/style/temporal patches and trainers; the math lives in hicast/."""
+"""HiCAST nodes: control-map extractors, adapter/style/temporal patches and trainers. Glue only: the math lives
+in hicast/, the ComfyUI plumbing (patched base call, memory manager, progress) in nodes/hicast_comfy.py."""
 import logging
 import os
 
 import torch
 
 import comfy.model_management
-import comfy.utils
 import folder_paths
 from comfy_api.latest import io
 
-from ..hicast.adapter_training import AdapterBatch, train_adapters
+from ..hicast.adapter_training import PairSampler, train_adapters
+from ..hicast.checkpoint import fingerprint
+from ..hicast.denoiser_base import trainable
 from ..hicast.depth_maps import depth_map, depth_model_folders, load_depth_model
+from ..hicast.feature_net import RandomFeatureNet
 from ..hicast.edge_maps import canny, soft_edge
 from ..hicast.feature_injection import AdapterInjection
 from ..hicast.image_batch import as_rgb_batch
 from ..hicast.module_files import load_module, save_module
 from ..hicast.onnx_pose import load_onnx_pose, onnx_model_files, onnx_pose_map
+from ..hicast.patch_discriminator import PatchDiscriminator
 from ..hicast.pose_maps import pose_map
 from ..hicast.segmentation_maps import segmentation_map
 from ..hicast.style_adapter import StyleAdapter
-from ..hicast.style_encoder import StyleEncoder, append_style_tokens
+from ..hicast.style_encoder import CLIP_SOURCES, StyleEncoder, append_style_tokens, clip_vision_features
+from ..hicast.style_images import folder_style_images, style_set
 from ..hicast.temporal_layers import TemporalInjection, TemporalLayers
 from ..hicast.temporal_smoothing import temporal_smooth
 from ..hicast.temporal_training import train_temporal_layers
 from ..hicast.unet_levels import encoder_levels
+from ..hicast.vgg_features import load_vgg19
 from .backends import missing, onnxruntime_providers
+from .guards import NodeInputError, finite, model_file, new_model_path, resolve_under
+from .hicast_comfy import (autograd_view, hicast_module, load, module_patcher, patched_base, progress_bar,
+                           trainable_decoder)
 from .search import search_aliases
 
 CATEGORY = "UniStyle/HiCAST"
-ADAPTERS, DEPTH, POSE = "hicast_adapters", "hicast_depth", "hicast_pose"
+ADAPTERS, DEPTH, POSE, LOSS_NETS = "hicast_adapters", "hicast_depth", "hicast_pose", "hicast_loss_nets"
 NONE_INSTALLED = "(none installed)"
 MEDIAPIPE = "mediapipe (built in)"
+RANDOM_FEATURES = "random features (test only, no VGG file)"
+RESUME_EXT = ".hicast_resume"  # resume state next to the output; not an extension the adapters folder lists
 log = logging.getLogger("hicast")
 HiCASTModule = io.Custom("HICAST_MODULE")
 
-for _kind in (ADAPTERS, DEPTH, POSE):
+# registered with the extensions they list (an empty set would list every file, resume states included)
+for _kind, _exts in ((ADAPTERS, {".safetensors"}), (DEPTH, set()), (POSE, {".onnx"}), (LOSS_NETS, {".safetensors"})):
     if _kind not in folder_paths.folder_names_and_paths:
-        folder_paths.add_model_folder_path(_kind, os.path.join(folder_paths.models_dir, _kind))
-
-
-def progress_bar(total):
-    bar = comfy.utils.ProgressBar(total)
-    return lambda done, n: bar.update_absolute(done, n)
+        folder_paths.folder_names_and_paths[_kind] = ([os.path.join(folder_paths.models_dir, _kind)], set(_exts))
+    elif _exts and not folder_paths.folder_names_and_paths[_kind][1]:
+        folder_paths.folder_names_and_paths[_kind][1].update(_exts)
 
 
 def device_images(image, name):
@@ -54,6 +63,23 @@ def unet_levels(model):
         raise ValueError(f"model: expected an SD-family UNet (model_channels/channel_mult/num_res_blocks), "
                          f"got {type(model.model).__name__}")
     return encoder_levels(cfg["model_channels"], cfg["channel_mult"], cfg["num_res_blocks"])
+
+
+def finite_module(module, name):
+    for key, t in module.state_dict().items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise NodeInputError(f"{name}: weight {key} contains NaN or infinite values; the file is damaged")
+
+
+def style_tokens(style_encoder, style_image, clip_vision_output, first_only=False):
+    """f_s of the style image(s) by the memory-managed encoder."""
+    entry = expect_kind(style_encoder, "style_encoder", "style_encoder")
+    style = as_rgb_batch(finite(style_image, "style_image"), "style_image").permute(0, 3, 1, 2)
+    if first_only:
+        style = style[:1]
+    load(entry.get("patcher"))
+    with torch.no_grad():
+        return entry["module"].encode(style, clip_vision_output)
 
 
 def expect_kind(module, kind, name):
@@ -95,7 +121,7 @@ class HiCASTEdgeMap(io.ComfyNode):
 
     @classmethod
     def execute(cls, image, method, low_threshold, high_threshold, soft_sigma) -> io.NodeOutput:
-        images = device_images(image, "image")
+        images = device_images(finite(image, "image"), "image")
         out = canny(images, low_threshold, high_threshold) if method == "canny" else soft_edge(images, soft_sigma)
         return io.NodeOutput(out.to(comfy.model_management.intermediate_device()))
 
@@ -116,7 +142,8 @@ class HiCASTSegmentationMap(io.ComfyNode):
 
     @classmethod
     def execute(cls, image, threshold) -> io.NodeOutput:
-        return io.NodeOutput(segmentation_map(as_rgb_batch(image, "image"), threshold))
+        images = as_rgb_batch(finite(image, "image"), "image")
+        return io.NodeOutput(segmentation_map(images, finite(threshold, "threshold"), progress_bar(images.shape[0])))
 
 
 def pose_choices():
@@ -154,19 +181,38 @@ class HiCASTPoseMap(io.ComfyNode):
     @classmethod
     def execute(cls, image, pose_model, min_visibility, heatmap_threshold, detect_resolution,
                 stick_width) -> io.NodeOutput:
-        images = as_rgb_batch(image, "image")
+        images = as_rgb_batch(finite(image, "image"), "image")
+        progress = progress_bar(images.shape[0])
         if pose_model == MEDIAPIPE:
-            return io.NodeOutput(pose_map(images, min_visibility, stick_width))
-        folder = folder_paths.get_folder_paths(POSE)[0]
-        path = folder_paths.get_full_path(POSE, pose_model) or os.path.join(folder, pose_model)
-        session = load_onnx_pose(path, folder, onnxruntime_providers())
-        return io.NodeOutput(onnx_pose_map(session, images, heatmap_threshold, stick_width, detect_resolution,
-                                           progress=progress_bar(images.shape[0])))
+            return io.NodeOutput(pose_map(images, finite(min_visibility, "min_visibility"), stick_width, progress))
+        session = load_onnx_pose(model_file(POSE, pose_model, "pose_model"), providers=onnxruntime_providers())
+        return io.NodeOutput(onnx_pose_map(session, images, finite(heatmap_threshold, "heatmap_threshold"), stick_width,
+                                           detect_resolution, progress=progress))
 
 
 def depth_choices():
     found = [d for root in folder_paths.get_folder_paths(DEPTH) for d in depth_model_folders(root)]
     return found or [NONE_INSTALLED]
+
+
+_DEPTH_MODELS = {}  # folder -> (config mtime, ModelPatcher): loaded once, moved by ComfyUI's memory manager
+
+
+def depth_patcher(name):
+    """The memory-managed depth model of the folder NAME in models/hicast_depth (confined to those folders)."""
+    roots = folder_paths.get_folder_paths(DEPTH)
+    if name == NONE_INSTALLED or name not in depth_choices():
+        raise FileNotFoundError(f"depth_model: no depth model {name!r} in models/hicast_depth ({roots[0]}): expected a "
+                                "folder with config.json and model.safetensors (e.g. depth-anything/"
+                                "Depth-Anything-V2-Small-hf or Intel/dpt-hybrid-midas, downloaded by you)")
+    folder = next(f for f in (resolve_under(r, name, "depth_model") for r in roots if os.path.isdir(r))
+                  if os.path.isdir(f))
+    stamp = os.path.getmtime(os.path.join(folder, "config.json"))
+    if _DEPTH_MODELS.get(folder, (None,))[0] != stamp:
+        held = torch.nn.Module()  # ModelPatcher sets .device on its model; a transformers model's is read-only
+        held.depth = load_depth_model(folder, "cpu").requires_grad_(False)
+        _DEPTH_MODELS[folder] = (stamp, module_patcher(held))
+    return _DEPTH_MODELS[folder][1]
 
 
 class HiCASTDepthMap(io.ComfyNode):
@@ -185,12 +231,11 @@ class HiCASTDepthMap(io.ComfyNode):
 
     @classmethod
     def execute(cls, image, depth_model, resolution) -> io.NodeOutput:
-        roots = folder_paths.get_folder_paths(DEPTH)
-        folder = next((os.path.join(r, depth_model) for r in roots if os.path.isdir(os.path.join(r, depth_model))),
-                      os.path.join(roots[0], depth_model) if depth_model != NONE_INSTALLED else roots[0])
-        model = load_depth_model(folder, comfy.model_management.get_torch_device())
-        images = as_rgb_batch(image, "image")
-        return io.NodeOutput(depth_map(model, images, resolution, progress=progress_bar(images.shape[0])))
+        patcher = depth_patcher(depth_model)
+        load(patcher)
+        images = as_rgb_batch(finite(image, "image"), "image")
+        return io.NodeOutput(depth_map(patcher.model.depth, images, resolution, progress=progress_bar(images.shape[0]))
+                             .to(comfy.model_management.intermediate_device()))
 
 
 class HiCASTTemporalSmooth(io.ComfyNode):
@@ -211,7 +256,8 @@ class HiCASTTemporalSmooth(io.ComfyNode):
 
     @classmethod
     def execute(cls, maps, strength, motion_threshold, frames=None) -> io.NodeOutput:
-        return io.NodeOutput(temporal_smooth(maps, frames, strength, motion_threshold))
+        return io.NodeOutput(temporal_smooth(finite(maps, "maps"), None if frames is None else finite(frames, "frames"),
+                                             finite(strength, "strength"), finite(motion_threshold, "motion_threshold")))
 
 
 class HiCASTAdapterLoader(io.ComfyNode):
@@ -227,9 +273,15 @@ class HiCASTAdapterLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, adapter_name) -> io.NodeOutput:
-        module, meta = load_module(folder_paths.get_full_path_or_raise(ADAPTERS, adapter_name))
-        return io.NodeOutput({"kind": meta["hicast_kind"], "name": adapter_name, "module": module,
-                              "map_type": meta.get("map_type", "")})
+        module, meta = load_module(model_file(ADAPTERS, adapter_name, "adapter_name"))
+        finite_module(module, "adapter_name")
+        return io.NodeOutput(hicast_module(meta["hicast_kind"], adapter_name, module, meta.get("map_type", "")))
+
+
+def add_models(patched, patchers, key="hicast"):
+    """Sampling loads these pack modules with the UNet (ComfyUI's memory manager), next to earlier ones."""
+    previous = patched.get_additional_models_with_key(key) if hasattr(patched, "get_additional_models_with_key") else []
+    patched.set_additional_models(key, list(previous) + list(patchers))
 
 
 class HiCASTApplyStyleAdapters(io.ComfyNode):
@@ -250,7 +302,8 @@ class HiCASTApplyStyleAdapters(io.ComfyNode):
                     HiCASTModule.Input("style_encoder", optional=True, tooltip="The HiCAST style encoder file."),
                     io.Image.Input("style_image", optional=True, tooltip="The style reference (grey and RGBA are converted)."),
                     io.ClipVisionOutput.Input("clip_vision_output", optional=True,
-                                              tooltip="CLIP-vision output of the style image, for encoders trained with it."),
+                                              tooltip="CLIP Vision Encode output of the style image, for encoders trained "
+                                                      "with one (ViT-L/14 or ViT-H/14; the width is checked)."),
                     io.Float.Input("style_scale", default=1.0, min=0.0, max=5.0, step=0.05,
                                    tooltip="lambda in [c ; lambda * f_s]: how strongly the style image conditions the UNet.")],
             outputs=[io.Model.Output()],
@@ -260,25 +313,25 @@ class HiCASTApplyStyleAdapters(io.ComfyNode):
     def execute(cls, model, style_scale, style_encoder=None, style_image=None, clip_vision_output=None,
                 **slots) -> io.NodeOutput:
         levels = unet_levels(model)
-        entries = []
+        finite(style_scale, "style_scale")
+        entries, patchers = [], []
         for i in (1, 2, 3):
-            adapter, maps, weight = slots.get(f"adapter_{i}"), slots.get(f"map_{i}"), slots.get(f"weight_{i}", 1.0)
+            adapter, maps, weight = slots.get(f"adapter_{i}"), slots.get(f"map_{i}"), finite(slots.get(f"weight_{i}", 1.0), f"weight_{i}")
             if adapter is None or weight == 0:
                 continue
             expect_kind(adapter, "style_adapter", f"adapter_{i}")
             if maps is None:
                 raise ValueError(f"map_{i}: adapter_{i} ({adapter['name']}) is connected but has no control map")
-            entries.append((f"{adapter['name']} (adapter_{i})", adapter["module"], as_rgb_batch(maps, f"map_{i}"), weight))
+            entries.append((f"{adapter['name']} (adapter_{i})", adapter["module"],
+                            as_rgb_batch(finite(maps, f"map_{i}"), f"map_{i}"), weight))
+            patchers.append(adapter["patcher"])
         patched = model.clone()
         inject = AdapterInjection(levels, entries)
         if inject:
             patched.set_model_input_block_patch(inject)
+            add_models(patched, patchers)
         if style_scale != 0 and style_encoder is not None and style_image is not None:
-            encoder = expect_kind(style_encoder, "style_encoder", "style_encoder")["module"]
-            style = as_rgb_batch(style_image, "style_image").permute(0, 3, 1, 2)
-            embeds = None if clip_vision_output is None else clip_vision_output["image_embeds"]
-            with torch.no_grad():
-                tokens = encoder(style, embeds)
+            tokens = style_tokens(style_encoder, style_image, clip_vision_output)
             patched.set_model_attn2_patch(StyleTokenPatch(tokens, style_scale))
         return io.NodeOutput(patched)
 
@@ -294,7 +347,8 @@ class HiCASTStyleConditioning(io.ComfyNode):
             inputs=[HiCASTModule.Input("style_encoder", tooltip="The HiCAST style encoder file."),
                     io.Image.Input("style_image", tooltip="The style reference (grey and RGBA are converted)."),
                     io.ClipVisionOutput.Input("clip_vision_output", optional=True,
-                                              tooltip="CLIP-vision output of the style image, for encoders trained with it."),
+                                              tooltip="CLIP Vision Encode output of the style image, for encoders trained "
+                                                      "with one (ViT-L/14 or ViT-H/14; the width is checked)."),
                     io.Float.Input("style_scale", default=1.0, min=0.0, max=5.0, step=0.05,
                                    tooltip="lambda multiplying the style tokens.")],
             outputs=[io.Conditioning.Output(display_name="positive"), io.Conditioning.Output(display_name="negative")],
@@ -302,11 +356,9 @@ class HiCASTStyleConditioning(io.ComfyNode):
 
     @classmethod
     def execute(cls, style_encoder, style_image, style_scale, clip_vision_output=None) -> io.NodeOutput:
-        encoder = expect_kind(style_encoder, "style_encoder", "style_encoder")["module"]
-        style = as_rgb_batch(style_image, "style_image")[:1].permute(0, 3, 1, 2)
-        embeds = None if clip_vision_output is None else clip_vision_output["image_embeds"][:1]
-        with torch.no_grad():
-            tokens = style_scale * encoder(style, embeds)
+        tokens = finite(style_scale, "style_scale") * style_tokens(style_encoder, style_image, clip_vision_output,
+                                                                    first_only=True)[:1]
+        tokens = tokens.to(comfy.model_management.intermediate_device())
         return io.NodeOutput([[tokens, {}]], [[torch.zeros_like(tokens), {}]])
 
 
@@ -324,43 +376,63 @@ class HiCASTApplyTemporalLayers(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, temporal_layers) -> io.NodeOutput:
-        layers = expect_kind(temporal_layers, "temporal_layers", "temporal_layers")["module"]
+        entry = expect_kind(temporal_layers, "temporal_layers", "temporal_layers")
         patched = model.clone()
-        patched.set_model_input_block_patch(TemporalInjection(unet_levels(model), layers))
+        patched.set_model_input_block_patch(TemporalInjection(unet_levels(model), entry["module"]))
+        add_models(patched, [entry["patcher"]])
         return io.NodeOutput(patched)
 
 
-def trainable_copy(t):
-    """A normal (non-inference) tensor: ComfyUI runs nodes under inference_mode, whose tensors autograd refuses."""
-    return t.clone() if t.is_inference() else t
+def loss_net_choices():
+    found = [f for f in folder_paths.get_filename_list(LOSS_NETS) if f.endswith(".safetensors")]
+    return found + [RANDOM_FEATURES]
 
 
-def frozen_for_backprop(module):
-    """Freeze MODULE and replace inference-mode weights with normal copies so gradients can flow through it.
-
-    Weights loaded by a node (under inference_mode) stay inference tensors even when their .data is swapped,
-    so each such parameter/buffer is replaced by a new tensor."""
-    for m in module.modules():
-        for name, p in m._parameters.items():
-            if p is not None and p.is_inference():
-                m._parameters[name] = torch.nn.Parameter(p.detach().clone(), requires_grad=False)
-        for name, b in m._buffers.items():
-            if b is not None and b.is_inference():
-                m._buffers[name] = b.clone()
-    return module.requires_grad_(False)
+def load_loss_net(name):
+    """phi for L_c / L_s: VGG-19 from models/hicast_loss_nets, or the random-feature test fixture when chosen."""
+    if name == RANDOM_FEATURES:
+        log.warning("HiCAST: training with random features instead of VGG-19 (loss_net %r); put torchvision's "
+                    "vgg19 weights as safetensors in models/hicast_loss_nets for real training", name)
+        return RandomFeatureNet()
+    return load_vgg19(model_file(LOSS_NETS, name, "loss_net"))
 
 
-def comfy_base(model):
-    """The diffusion model as base(x, t, context, transformer_options) -> eps for the trainers."""
-    comfy.model_management.load_model_gpu(model)
-    unet = frozen_for_backprop(model.model.diffusion_model)
-    return lambda x, t, context, opts: unet(x, t.float(), context=context, transformer_options=opts)
+def output_paths(output_name, overwrite, *suffixes):
+    """The files a trainer writes (refused when one exists and overwrite is off) and its resume-state path."""
+    first = new_model_path(ADAPTERS, output_name, "output_name", overwrite=overwrite)
+    stem = first[:-len(".safetensors")]
+    extra = [new_model_path(ADAPTERS, os.path.basename(stem) + s, "output_name", overwrite=overwrite) for s in suffixes]
+    return [first, *extra], stem + RESUME_EXT
 
 
-def output_path(name):
-    if not name.endswith(".safetensors") or os.sep in name or "/" in name:
-        raise ValueError(f"output_name: expected a plain file name ending in .safetensors, got {name!r}")
-    return os.path.join(folder_paths.get_folder_paths(ADAPTERS)[0], name)
+def context_of(conditioning):
+    if not conditioning or not isinstance(conditioning[0][0], torch.Tensor):
+        raise NodeInputError("conditioning: expected a CONDITIONING (e.g. from CLIP Text Encode)")
+    return trainable(finite(conditioning[0][0], "conditioning")).float()
+
+
+class TrainingRun:
+    """What both trainers share: the MODEL's (and VAE's) autograd views and extra modules loaded together by
+    ComfyUI's memory manager, on the run's device, under autograd (nodes otherwise run in inference mode)."""
+
+    def __init__(self, model, vae=None, modules=()):
+        self.base_view = autograd_view(model)
+        self.vae_view = None if vae is None else autograd_view(vae.patcher)
+        self.patchers = [module_patcher(m) for m in modules]
+        load(self.base_view, self.vae_view, *self.patchers)
+        self.device = self.base_view.load_device
+        self.base = patched_base(self.base_view)
+        self.decode = None if vae is None else trainable_decoder(vae, model, self.vae_view)
+
+    def tensor(self, t):
+        return trainable(t).to(self.device)
+
+
+def save_outputs(files, resume_path):
+    for path, module, kind, map_type in files:
+        save_module(path, module, kind, map_type=map_type)
+    if os.path.exists(resume_path):
+        os.unlink(resume_path)
 
 
 class HiCASTTrainAdapter(io.ComfyNode):
@@ -369,57 +441,85 @@ class HiCASTTrainAdapter(io.ComfyNode):
         return io.Schema(
             node_id="HiCASTTrainAdapter", display_name="HiCAST Train Adapter (stage 2)", category=CATEGORY,
             is_output_node=True,
-            description="Train one style adapter and the style encoder with the model frozen (content, style and "
-                        "adversarial losses); resumable; writes both files to models/hicast_adapters.",
-            inputs=[io.Model.Input("model", tooltip="The frozen SD-family model."),
+            description="Train one style adapter and the style encoder with the model frozen on (content, style) pairs "
+                        "(content, style and adversarial losses on VGG-19 features); resumable; writes both files to "
+                        "models/hicast_adapters and never overwrites one unless told to.",
+            inputs=[io.Model.Input("model", tooltip="The frozen SD-family model (its LoRAs and patches apply)."),
                     io.Vae.Input("vae", tooltip="Its VAE (encodes content images, decodes predictions for the losses)."),
                     io.Image.Input("content_images", tooltip="Content images (a batch of one size)."),
                     io.Image.Input("maps", tooltip="Their control maps, same count and size."),
-                    io.Image.Input("style_image", tooltip="The style reference."),
+                    io.Image.Input("style_images", tooltip="The style set: every image of the batch is a style; each "
+                                                           "training pair draws one."),
                     io.Conditioning.Input("conditioning", tooltip="Base cross-attention context (e.g. an empty prompt)."),
                     io.String.Input("output_name", default="hicast_edge_adapter.safetensors",
-                                    tooltip="Adapter file name; the style encoder goes next to it with _style_encoder."),
+                                    tooltip="Adapter file name in models/hicast_adapters; the style encoder goes next to "
+                                            "it with _style_encoder."),
+                    io.Boolean.Input("overwrite", default=False,
+                                     tooltip="Replace existing files of that name (off: an existing file is refused)."),
                     io.Combo.Input("map_type", options=["edge", "segmentation", "depth", "pose"],
                                    tooltip="Recorded in the file: which control map the adapter reads."),
+                    io.Combo.Input("loss_net", options=loss_net_choices(),
+                                   tooltip="VGG-19 for the content/style losses: torchvision's vgg19 state_dict as "
+                                           "safetensors in models/hicast_loss_nets. The random-feature option is a "
+                                           "test fixture, not for real training."),
                     io.Int.Input("steps", default=200, min=1, max=100000, tooltip="Total optimisation steps."),
+                    io.Int.Input("batch_size", default=1, min=1, max=64, tooltip="(content, style) pairs per step."),
                     io.Float.Input("learning_rate", default=1e-4, min=1e-6, max=1e-1, step=1e-5, tooltip="AdamW learning rate."),
-                    io.Int.Input("seed", default=0, min=0, max=2 ** 31 - 1, tooltip="Seed of every step's noise and timestep.")],
+                    io.Int.Input("seed", default=0, min=0, max=2 ** 31 - 1, tooltip="Seed of every step's pairs, noise and timestep."),
+                    io.String.Input("style_folder", default="", optional=True,
+                                    tooltip="Optional folder under ComfyUI's input/ whose images join the style set."),
+                    io.ClipVisionOutput.Input("clip_vision_output", optional=True,
+                                              tooltip="CLIP Vision Encode output of style_images (one per style image): the "
+                                                      "encoder then also reads CLIP features (width from this input)."),
+                    io.Combo.Input("clip_source", options=list(CLIP_SOURCES), default="image_embeds", optional=True,
+                                   tooltip="Which CLIP-vision output the encoder reads: image_embeds (ViT-L 768 / ViT-H "
+                                           "1024) or the mean penultimate hidden state (ViT-L 1024 / ViT-H 1280).")],
             outputs=[HiCASTModule.Output(display_name="adapter"), HiCASTModule.Output(display_name="style_encoder"),
                      io.Float.Output(display_name="final_loss")],
         )
 
     @classmethod
-    def execute(cls, model, vae, content_images, maps, style_image, conditioning, output_name, map_type, steps,
-                learning_rate, seed) -> io.NodeOutput:
-        path = output_path(output_name)
+    def execute(cls, model, vae, content_images, maps, style_images, conditioning, output_name, overwrite, map_type,
+                loss_net, steps, batch_size, learning_rate, seed, style_folder="", clip_vision_output=None,
+                clip_source="image_embeds") -> io.NodeOutput:
+        (path, enc_path), resume = output_paths(output_name, overwrite, "_style_encoder.safetensors")
         levels = unet_levels(model)
-        content = as_rgb_batch(content_images, "content_images")
-        maps = as_rgb_batch(maps, "maps")
+        content = as_rgb_batch(finite(content_images, "content_images"), "content_images")
+        maps = as_rgb_batch(finite(maps, "maps"), "maps")
         if maps.shape[:3] != content.shape[:3]:
-            raise ValueError(f"maps: expected {tuple(content.shape[:3])} (frames, height, width of content_images), "
-                             f"got {tuple(maps.shape[:3])}")
+            raise NodeInputError(f"maps: expected {tuple(content.shape[:3])} (frames, height, width of content_images), "
+                                 f"got {tuple(maps.shape[:3])}")
+        folder = (style_folder or "").strip()
+        extra = folder_style_images(resolve_under(folder_paths.get_input_directory(), folder, "style_folder")) if folder else []
+        styles = style_set(tuple(content.shape[1:3]), [finite(style_images, "style_images")], extra)
+        clip = None
+        if clip_vision_output is not None:
+            clip = clip_vision_features(clip_vision_output, clip_source)
+            if clip.shape[0] != styles.shape[0]:
+                raise NodeInputError(f"clip_vision_output: expected one output per style ({styles.shape[0]}: style_images "
+                                     f"and style_folder), got {clip.shape[0]}; encode the same images")
+        context = context_of(conditioning)
         latent = model.model.process_latent_in(vae.encode(content)).float()
+        job = {"trainer": "style_adapter", "seed": seed, "learning_rate": learning_rate, "steps": steps,
+               "batch_size": batch_size, "map_type": map_type, "loss_net": loss_net, "levels": [lv.channels for lv in levels],
+               "clip_source": clip_source if clip is not None else None,
+               "data": fingerprint(content, maps, styles, clip, context)}
         with torch.inference_mode(False), torch.enable_grad():
-            decoder = frozen_for_backprop(vae.first_stage_model.float())
-            device = comfy.model_management.get_torch_device()
-
-            def decode(z):  # model latent -> image 0..1, differentiable
-                return vae.process_output(decoder.decode(model.model.process_latent_out(z)).float())
-
-            context = trainable_copy(conditioning[0][0]).float().to(device)
-            batch = AdapterBatch(trainable_copy(latent).to(device), trainable_copy(content).permute(0, 3, 1, 2).to(device),
-                                 {map_type: trainable_copy(maps).to(device)},
-                                 trainable_copy(as_rgb_batch(style_image, "style_image")[:1]).permute(0, 3, 1, 2).to(device))
-            adapter = StyleAdapter([lv.channels for lv in levels]).to(device)
-            encoder = StyleEncoder(context_dim=context.shape[-1]).to(device)
-            history = train_adapters(comfy_base(model), levels, {map_type: adapter}, encoder, lambda step, g: batch,
-                                     decode, context, steps, lr=learning_rate, seed=seed,
-                                     checkpoint_path=path + ".ckpt", save_every=25, progress=progress_bar(steps))
-        enc_path = path.replace(".safetensors", "_style_encoder.safetensors")
-        save_module(path, adapter, "style_adapter", map_type=map_type)
-        save_module(enc_path, encoder, "style_encoder", map_type="style")
-        return io.NodeOutput({"kind": "style_adapter", "name": os.path.basename(path), "module": adapter.eval(), "map_type": map_type},
-                             {"kind": "style_encoder", "name": os.path.basename(enc_path), "module": encoder.eval(), "map_type": "style"},
+            feature_net = load_loss_net(loss_net)
+            adapter = StyleAdapter([lv.channels for lv in levels])
+            encoder = StyleEncoder(context_dim=context.shape[-1], clip_dim=0 if clip is None else clip.shape[-1],
+                                   clip_source=clip_source)
+            discriminator = PatchDiscriminator()
+            run = TrainingRun(model, vae, [adapter, encoder, feature_net, discriminator])
+            t = run.tensor
+            pairs = PairSampler(t(latent), t(content.permute(0, 3, 1, 2)), {map_type: t(maps)}, t(styles), batch_size,
+                                None if clip is None else t(clip))
+            history = train_adapters(run.base, levels, {map_type: adapter}, encoder, pairs, run.decode, t(context), steps,
+                                     feature_net=feature_net, discriminator=discriminator, lr=learning_rate, seed=seed, abar=run.base.abar,
+                                     checkpoint_path=resume, save_every=25, progress=progress_bar(steps), job=job)
+        save_outputs([(path, adapter, "style_adapter", map_type), (enc_path, encoder, "style_encoder", "style")], resume)
+        return io.NodeOutput(hicast_module("style_adapter", os.path.basename(path), adapter, map_type),
+                             hicast_module("style_encoder", os.path.basename(enc_path), encoder, "style"),
                              history[-1]["loss"])
 
 
@@ -430,12 +530,15 @@ class HiCASTTrainTemporalLayers(io.ComfyNode):
             node_id="HiCASTTrainTemporalLayers", display_name="HiCAST Train Temporal Layers (stage 3)",
             category=CATEGORY, is_output_node=True,
             description="Train zero-initialised temporal layers on a clip with the harmonious consistency loss L_h; "
-                        "resumable; writes the file to models/hicast_adapters.",
+                        "resumable; writes the file to models/hicast_adapters and never overwrites one unless told to.",
             inputs=[io.Model.Input("model", tooltip="The frozen (optionally adapter-patched) SD-family model."),
                     io.Vae.Input("vae", tooltip="Its VAE, to encode the clip."),
                     io.Image.Input("video", tooltip="Training clip frames (at least 2)."),
                     io.Conditioning.Input("conditioning", tooltip="Cross-attention context used while training."),
-                    io.String.Input("output_name", default="hicast_temporal_layers.safetensors", tooltip="Output file name."),
+                    io.String.Input("output_name", default="hicast_temporal_layers.safetensors",
+                                    tooltip="Output file name in models/hicast_adapters."),
+                    io.Boolean.Input("overwrite", default=False,
+                                     tooltip="Replace an existing file of that name (off: an existing file is refused)."),
                     io.Int.Input("clip_frames", default=8, min=2, max=64, tooltip="Frames per training clip (a random window)."),
                     io.Int.Input("steps", default=200, min=1, max=100000, tooltip="Total optimisation steps."),
                     io.Float.Input("learning_rate", default=1e-4, min=1e-6, max=1e-1, step=1e-5, tooltip="AdamW learning rate."),
@@ -446,31 +549,34 @@ class HiCASTTrainTemporalLayers(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, vae, video, conditioning, output_name, clip_frames, steps, learning_rate, lambda_local,
-                seed) -> io.NodeOutput:
-        path = output_path(output_name)
-        frames = as_rgb_batch(video, "video")
+    def execute(cls, model, vae, video, conditioning, output_name, overwrite, clip_frames, steps, learning_rate,
+                lambda_local, seed) -> io.NodeOutput:
+        (path,), resume = output_paths(output_name, overwrite)
+        frames = as_rgb_batch(finite(video, "video"), "video")
         if frames.shape[0] < 2:
-            raise ValueError(f"video: expected at least 2 frames, got {frames.shape[0]}")
+            raise NodeInputError(f"video: expected at least 2 frames, got {frames.shape[0]}")
         levels = unet_levels(model)
+        context = context_of(conditioning)
         latents = model.model.process_latent_in(vae.encode(frames)).float()
         n = min(clip_frames, latents.shape[0])
+        job = {"trainer": "temporal_layers", "seed": seed, "learning_rate": learning_rate, "steps": steps,
+               "clip_frames": n, "lambda_local": finite(lambda_local, "lambda_local"),
+               "levels": [lv.channels for lv in levels], "data": fingerprint(frames, context)}
         with torch.inference_mode(False), torch.enable_grad():
-            device = comfy.model_management.get_torch_device()
-            latents = trainable_copy(latents).to(device)
+            layers = TemporalLayers([lv.channels for lv in levels])
+            run = TrainingRun(model, None, [layers])
+            latents = run.tensor(latents)
 
             def clips(step, g):
                 start = int(torch.randint(0, latents.shape[0] - n + 1, (1,), generator=g))
                 return latents[start:start + n]
 
-            layers = TemporalLayers([lv.channels for lv in levels]).to(device)
-            context = trainable_copy(conditioning[0][0]).float().to(device)
-            history = train_temporal_layers(comfy_base(model), levels, layers, clips, context, steps,
-                                            lambda_local=lambda_local, lr=learning_rate, seed=seed,
-                                            checkpoint_path=path + ".ckpt", save_every=25, progress=progress_bar(steps))
-        save_module(path, layers, "temporal_layers", map_type="video")
-        return io.NodeOutput({"kind": "temporal_layers", "name": os.path.basename(path), "module": layers.eval(),
-                              "map_type": "video"}, history[-1]["loss_h"])
+            history = train_temporal_layers(run.base, levels, layers, clips, run.tensor(context), steps,
+                                            lambda_local=lambda_local, lr=learning_rate, seed=seed, abar=run.base.abar,
+                                            checkpoint_path=resume, save_every=25, progress=progress_bar(steps), job=job)
+        save_outputs([(path, layers, "temporal_layers", "video")], resume)
+        return io.NodeOutput(hicast_module("temporal_layers", os.path.basename(path), layers, "video"),
+                             history[-1]["loss_h"])
 
 
 NODES = [HiCASTEdgeMap, HiCASTSegmentationMap, HiCASTDepthMap, HiCASTPoseMap, HiCASTTemporalSmooth,

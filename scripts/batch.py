@@ -1,8 +1,9 @@
 """Run one API-format workflow once per input file, over one or several ComfyUI servers; resumable.
 
     python scripts/batch.py WORKFLOW_API.json INPUT_DIR --map 6.image [--map 9.name] [--set 10.seed=7] \
-        [--set-file 10.image=style.png] [--glob '*.png'] [--server 127.0.0.1:8188 [--server 10.0.0.2:8188 ...] | --servers-file FILE] \
-        [--out batch_output] [--inflight 2] [--max-attempts 3] [--outputs 9,12] \
+        [--set-file 10.image=style.png] [--glob '*.png'] \
+        [--server 127.0.0.1:8188 [--server 10.0.0.2:8188 ...] | --servers-file FILE] [--out batch_output] \
+        [--inflight 2] [--max-attempts 3] [--outputs 9,12] \
         [--retries 3] [--connect-timeout 5] [--request-timeout 60] [--prompt-timeout 3600] [--max-upload-mb 1024]
 
 Items: every file under INPUT_DIR, subfolders included (hidden files and the --out folder left out), whose
@@ -47,7 +48,7 @@ from dataclasses import dataclass, field
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from dreamstyle.dataset_media import fsync_path, sha256_file  # noqa: E402
 from scripts.batch_manifest import Manifest, client_id_of, fold  # noqa: E402
-from scripts.batch_outputs import item_dir, output_name, unreadable  # noqa: E402
+from scripts.batch_outputs import item_dir, output_name, stays_inside, unreadable  # noqa: E402
 from scripts.comfy_client import (ComfyServer, Limits, LocalFileError, PromptResult, ServerGone,  # noqa: E402
                                   UploadRefused)
 
@@ -302,6 +303,8 @@ class Batch:
                     files.append({"path": name, "node": node, "bytes": os.path.getsize(dest),
                                   "sha256": await asyncio.to_thread(sha256_file, dest)})
             final = item_dir(self.out_dir, item.rel)
+            if not stays_inside(self.out_dir, final):
+                raise ItemFailed("local_io", f"{final} leads outside {self.out_dir}/outputs (a symlink); refused")
             os.makedirs(os.path.dirname(final), exist_ok=True)
             old = None
             if os.path.lexists(final):

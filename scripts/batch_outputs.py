@@ -22,6 +22,18 @@ def item_dir(out_dir, rel):
     return path
 
 
+def stays_inside(out_dir, folder):
+    """Whether FOLDER (under OUT/outputs) and every existing folder above it resolve inside OUT/outputs: no
+    symlink planted in the output tree leads writes elsewhere."""
+    root = os.path.join(os.path.abspath(out_dir), "outputs")
+    os.makedirs(root, exist_ok=True)
+    real_root = os.path.realpath(root)
+    path = os.path.dirname(folder)
+    while not os.path.lexists(path):
+        path = os.path.dirname(path)
+    return os.path.commonpath([real_root, os.path.realpath(path)]) == real_root
+
+
 def output_name(node_id, k, server_filename):
     """<node>_<k><ext>: only the extension of the server's name is kept (letters and digits only)."""
     ext = os.path.splitext(server_filename)[1].lower()

@@ -114,6 +114,7 @@ CLIP_L = "clip_l.safetensors"                            # SD1.5's text encoder 
 HICAST_EDGE_ADAPTER = "hicast_sd15_edge_adapter.safetensors"  # written by hicast_train_adapter
 HICAST_STYLE_ENCODER = "hicast_sd15_edge_adapter_style_encoder.safetensors"
 HICAST_TEMPORAL = "hicast_sd15_temporal_layers.safetensors"
+HICAST_VGG19 = "vgg19.safetensors"  # torchvision's vgg19 weights as safetensors, in models/hicast_loss_nets
 HICAST_PROMPT = "an oil painting, thick brush strokes"
 
 
@@ -183,17 +184,19 @@ def hicast_graph(video=False):
 
 
 def hicast_train_graph():
-    """HiCAST stage 2: train the edge adapter + style encoder on content images and one style image (base
-    frozen, empty-prompt context), write them to models/hicast_adapters, and preview the trained pair."""
+    """HiCAST stage 2: train the edge adapter + style encoder on content images and a style set (the style image
+    batch, plus any images in the optional style folder; base frozen, empty-prompt context, VGG-19 losses), write
+    them to models/hicast_adapters, and preview the trained pair."""
     g = {"1": {"class_type": "LoadImage", "inputs": {"image": "hicast_content.png"}},
          "2": {"class_type": "LoadImage", "inputs": {"image": "hicast_style.png"}}}
     hicast_base(g, "")
     g["11"] = {"class_type": "HiCASTEdgeMap", "inputs": {"image": ["1", 0], "method": "canny", "low_threshold": 100,
                                                          "high_threshold": 200, "soft_sigma": 1.5}}
     g["12"] = {"class_type": "HiCASTTrainAdapter", "inputs": {
-        "model": ["3", 0], "vae": ["4", 0], "content_images": ["1", 0], "maps": ["11", 0], "style_image": ["2", 0],
-        "conditioning": ["6", 0], "output_name": HICAST_EDGE_ADAPTER, "map_type": "edge", "steps": 2000,
-        "learning_rate": 1e-4, "seed": 0}}
+        "model": ["3", 0], "vae": ["4", 0], "content_images": ["1", 0], "maps": ["11", 0], "style_images": ["2", 0],
+        "conditioning": ["6", 0], "output_name": HICAST_EDGE_ADAPTER, "overwrite": False, "map_type": "edge",
+        "loss_net": HICAST_VGG19, "steps": 2000, "batch_size": 1, "learning_rate": 1e-4, "seed": 0,
+        "style_folder": "", "clip_source": "image_embeds"}}
     return hicast_stylize(g, ["3", 0], ["1", 0], ["11", 0], ["12", 0], ["12", 1], "hicast/train_preview")
 
 

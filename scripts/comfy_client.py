@@ -62,11 +62,14 @@ class PromptResult:
         if self.ok:
             return ""
         parts = []
-        if self.error:
-            parts.append(f"{self.error.get('type', '')}: {self.error.get('message', '')} {self.error.get('details', '')}".strip())
-            if self.error.get("exception_message"):
-                parts.append(f"node {self.error.get('node_id')} ({self.error.get('node_type')}): "
-                             f"{self.error.get('exception_type')}: {self.error['exception_message'].strip()}")
+        e = self.error or {}
+        if e.get("message") or e.get("details"):
+            parts.append(f"{e.get('type', '')}: {e.get('message', '')} {e.get('details', '')}".strip())
+        if e.get("exception_message"):
+            parts.append(f"node {e.get('node_id')} ({e.get('node_type')}): {e.get('exception_type')}: "
+                         f"{e['exception_message'].strip()}")
+        elif e.get("node_id") is not None:
+            parts.append(f"{e.get('type')} at node {e['node_id']} ({e.get('node_type')})")
         for node_id, ne in self.node_errors.items():
             for e in ne.get("errors", []):
                 parts.append(f"node {node_id} ({ne.get('class_type')}): {e.get('message')}: {e.get('details')}")

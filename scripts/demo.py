@@ -18,6 +18,7 @@ from PIL import Image
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from dreamstyle.dataset_reader import iter_pairs  # noqa: E402
 from scripts import host  # noqa: E402
 from scripts.comfy_client import ComfyClient  # noqa: E402
 from scripts.make_fixtures import ensure_fixtures  # noqa: E402
@@ -95,19 +96,59 @@ def referenced_inputs(api):
 
 
 def contact_sheet(rows, path, cell=96):
-    """rows: [(label, uint8 [N, H, W, 3])] -> one PNG with up to 6 evenly spaced frames per row."""
-    from PIL import ImageDraw
+    """rows: [(label, uint8 [N, H, W, 3])] -> one PNG with up to 6 evenly spaced frames per row; a label
+    is written whole (the label column fits the longest one)."""
+    from PIL import ImageDraw, ImageFont
     cols = 6
-    sheet = Image.new("RGB", (160 + cols * (cell + 4), len(rows) * (cell + 8) + 8), (250, 250, 250))
+    font = ImageFont.load_default(size=13)  # a FreeType font: the bitmap default squeezes out the spaces
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    left = 16 + max(int(draw.textlength(label, font=font)) for label, _ in rows)
+    sheet = Image.new("RGB", (left + cols * (cell + 4), len(rows) * (cell + 8) + 8), (250, 250, 250))
     draw = ImageDraw.Draw(sheet)
     for r, (label, frames) in enumerate(rows):
         y = 8 + r * (cell + 8)
-        draw.text((6, y + cell // 2 - 6), label[:24], fill=(0, 0, 0))
+        draw.text((6, y + cell // 2 - 7), label, fill=(0, 0, 0), font=font)
         for c, i in enumerate(np.linspace(0, len(frames) - 1, min(cols, len(frames))).round().astype(int)):
             im = Image.fromarray(frames[i])
             im.thumbnail((cell, cell))
-            sheet.paste(im, (160 + c * (cell + 4), y))
+            sheet.paste(im, (left + c * (cell + 4), y))
     sheet.save(path)
+
+
+def still(path):
+    return np.asarray(Image.open(path).convert("RGB"))[None]
+
+
+def animated_webp(frames, path, size=256, fps=20):
+    """uint8 [N, H, W, 3] -> an animated WebP, each frame scaled to SIZE on its long side (readable)."""
+    ims = [Image.fromarray(f) for f in frames]
+    scale = size / max(ims[0].size)
+    ims = [im.resize((round(im.width * scale), round(im.height * scale)), Image.NEAREST) for im in ims]
+    ims[0].save(path, save_all=True, append_images=ims[1:], duration=round(1000 / fps), loop=0, lossless=True)
+
+
+def family_rows(outputs, input_dir):
+    """Before/after rows of the overview for HiCAST and StyleMotif, from the demo's saved files.
+
+    outputs: {workflow name: [absolute paths of its output files]}."""
+    rows = []
+    image = [p for p in outputs.get("hicast_image_ast", []) if os.path.basename(p).startswith("image_ast")]
+    edges = [p for p in outputs.get("hicast_image_ast", []) if os.path.basename(p).startswith("edge_map")]
+    if image:
+        rows += [("HiCAST content image", still(os.path.join(input_dir, "hicast_content.png"))),
+                 ("HiCAST style image", still(os.path.join(input_dir, "hicast_style.png")))]
+        rows += [("HiCAST edge map", still(p)) for p in edges[:1]]
+        rows.append(("HiCAST stylized image (random tiny weights)", still(image[0])))
+    video = [p for p in outputs.get("hicast_video_ast", []) if p.endswith(".mp4")]
+    if video:
+        rows += [("HiCAST input video", read_video(os.path.join(input_dir, "hicast_input.mp4"))),
+                 ("HiCAST stylized video (random tiny weights)", read_video(video[0]))]
+    for name in ("stylemotif_text_style_motion", "stylemotif_style_transfer", "stylemotif_text_style_blend"):
+        frames = sorted(p for p in outputs.get(name, []) if p.endswith(".png"))
+        if frames:
+            rows.append((f"StyleMotif {name.replace('stylemotif_', '').replace('_', ' ')} (tiny weights)",
+                         np.concatenate([still(p) for p in frames])))
+    return rows
 
 
 def main():
@@ -116,13 +157,16 @@ def main():
     if os.path.exists(OUT):
         shutil.rmtree(OUT)
     os.makedirs(OUT)
+    shutil.rmtree(os.path.join(BASE, "output"), ignore_errors=True)  # no pairs or files left from an earlier run
     available = demo_inputs(os.path.join(BASE, "input"))
     print(f"[demo] starting ComfyUI on 127.0.0.1 (log: {os.path.join(BASE, 'comfy.log')})")
     port = host.start(BASE, models=models, test_nodes=True)
     client = ComfyClient(f"127.0.0.1:{port}", timeout=1800)
     from dreamstyle.synthetic_styles import STYLES
     clip = read_video(os.path.join(BASE, "input", "dreamstyle_input.mp4"))
-    summary, sheet_rows = {}, [("input clip", clip), (f"{DEMO_STYLE} (exact)", STYLES[DEMO_STYLE].apply(clip))]
+    summary, outputs, pair_rows = {}, {}, []
+    sheet_rows = [("DreamStyle input clip (held out)", clip),
+                  (f"DreamStyle {DEMO_STYLE} (exact target)", STYLES[DEMO_STYLE].apply(clip))]
     try:
         for path in sorted(glob.glob(os.path.join(ROOT, "workflows", "api", "*.json"))):
             name = os.path.basename(path)[:-5]
@@ -134,8 +178,8 @@ def main():
                 summary[name] = {"skipped": f"no demo input {', '.join(missing)}"}
                 continue
             inference = name.startswith("dreamstyle_") and not name.startswith("dreamstyle_train")
-            wf = tiny_workflow(api, lora_name=TOY_LORA, steps=12 if inference else 4, inputs=overrides,
-                               size=(64, 64) if name.startswith("dreamstyle_") else (64, 48))
+            size = None if name.startswith("stylemotif_") else (64, 64) if name.startswith("dreamstyle_") else (64, 48)
+            wf = tiny_workflow(api, lora_name=TOY_LORA, steps=12 if inference else 4, inputs=overrides, size=size)
             for node in wf.values():
                 for key in ("unet_name", "vae_name"):  # the trained toy Wan instead of the random tiny one
                     if node["inputs"].get(key) in TOY:
@@ -144,6 +188,10 @@ def main():
                     node["inputs"]["cfg"] = 1.0
                 if node["class_type"] == "DreamStyleLongVideo":
                     node["inputs"].update(chunk_frames=5, overlap=1)  # chunks of the toy's trained length
+                if node["class_type"] == "DreamStylePairFilter":  # the tiny CLIP vision is random: keep every pair
+                    node["inputs"].update(min_style=-1.0, min_content=-1.0)
+                if node["class_type"] == "HiCASTDepthMap":
+                    node["inputs"]["resolution"] = 70  # the clip is 64x64
                 if node["class_type"] == "DreamStyleTrainTokenLoRA":
                     node["inputs"].update(rank=4, lr=1e-4, accumulation=1, save_every=0, precision="fp32",
                                           lora_name="demo_" + node["inputs"]["lora_name"])
@@ -159,18 +207,37 @@ def main():
                 src = os.path.join(BASE, kind, sub, fname)
                 shutil.copy(src, os.path.join(dest, fname))
                 files.append(os.path.join(name, fname))
+                outputs.setdefault(name, []).append(os.path.join(dest, fname))
                 if fname.endswith(".mp4") and name.startswith("dreamstyle_") and "long_video" not in name:
-                    sheet_rows.append((name.replace("dreamstyle_", ""), read_video(src)))
+                    sheet_rows.append((f"DreamStyle {name.replace('dreamstyle_', '').replace('_', ' ')} (toy weights)",
+                                       read_video(src)))
+            for node in wf.values():  # a dataset folder written under output/ (dreamstyle_build_pairs) is shown too
+                folder = os.path.join(BASE, "output", str(node["inputs"].get("dataset_dir", "")))
+                if node["class_type"] == "DreamStyleSavePair" and os.path.isdir(folder):
+                    shutil.copytree(folder, os.path.join(dest, os.path.basename(folder)), dirs_exist_ok=True)
+                    files.append(os.path.join(name, os.path.basename(folder)) + "/")
+                    for pair in iter_pairs(folder):  # the pairs on the sheet: raw, stylized, control
+                        pair_rows += [(f"pair {pair.id}: {kind}", load()) for kind, load in (
+                            ("raw", pair.load_raw), ("stylized", pair.load_stylized), ("control", pair.load_control))]
+            renders = sorted(p for p in outputs.get(name, []) if p.endswith(".png") and name.startswith("stylemotif_"))
+            if renders:
+                animated_webp(np.concatenate([still(p) for p in renders]), os.path.join(OUT, f"{name}.webp"))
             summary[name] = {"files": files, "seconds": round(result.seconds, 1)}
             print(f"[demo] {name}: {len(files)} file(s) in {result.seconds:.1f}s -> {dest}")
     finally:
         host.stop(BASE)
     if len(sheet_rows) > 1:
         contact_sheet(sheet_rows, os.path.join(OUT, "dreamstyle_overview.png"))
+    if pair_rows:  # dreamstyle_build_pairs: each pair's raw and stylized video under the same control
+        contact_sheet(pair_rows, os.path.join(OUT, "dreamstyle_pairs.png"))
+    family = family_rows(outputs, os.path.join(BASE, "input"))
+    if family:
+        contact_sheet(sheet_rows + family, os.path.join(OUT, "overview.png"))
     with open(os.path.join(OUT, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
     failed = [n for n, s in summary.items() if "error" in s]
-    print(f"[demo] done in {time.time() - t0:.0f}s: outputs in {OUT} (summary.json, dreamstyle_overview.png)")
+    print(f"[demo] done in {time.time() - t0:.0f}s: outputs in {OUT} (summary.json, overview.png: each family's "
+          "before/after; stylemotif_*.webp: the skeletons animated)")
     return 1 if failed else 0
 
 

@@ -3,8 +3,10 @@
 scripts/workflow_format.py writes these into the UI workflows (each loader's `properties.models`, the way
 ComfyUI's own templates do, and one MarkdownNote per workflow saying what to download or train first);
 README "Models" is the same table for people. Files no one releases say which of the pack's training
-workflows writes them (`train`).
+workflows writes them (`train`). A `folder` entry is a model folder (transformers format) downloaded whole
+from its page; it has no single-file `properties.models` entry.
 """
+MEDIAPIPE_CHOICE = "mediapipe (built in)"
 HF_WAN = "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files"
 WAN_PAGE = "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged"
 
@@ -53,6 +55,16 @@ MODELS = {
         directory="hicast_adapters", train="HiCASTTrainTemporalLayers (node, after hicast_train_adapter)",
         what="HiCAST temporal layers for video (no public release: train them on a clip)",
         vram="small; training holds SD1.5 frozen plus the layers (docs/hicast.md)"),
+    "Depth-Anything-V2-Small-hf": dict(
+        directory="hicast_depth", folder=True, url="https://huggingface.co/depth-anything/Depth-Anything-V2-Small-hf",
+        what="Depth Anything V2 Small, a folder (config.json + model.safetensors): depth maps for HiCAST and the "
+             "DreamStyle pair control", vram="99 MB"),
+    "vgg19.safetensors": dict(
+        directory="hicast_loss_nets",
+        get="save torchvision's vgg19 state_dict (ImageNet weights) with safetensors as vgg19.safetensors, or use "
+            "https://huggingface.co/timm/vgg19.tv_in1k (model.safetensors, the same weights and keys) renamed",
+        what="VGG-19 (torchvision layout, features.N.weight) for HiCAST's content/style losses",
+        vram="548 MB file; only the conv trunk to relu5_1 (80 MB) is loaded"),
     "stylemotif_quick.safetensors": dict(
         directory="stylemotif", train="stylemotif_train",
         what="StyleMotif motion model (no public release: train it; the workflow writes this name)",
@@ -70,7 +82,7 @@ def model_refs(api):
 def properties_models(names):
     """ComfyUI template style `properties.models` entries: name, url (when released), directory."""
     return [{"name": n, **({"url": MODELS[n]["url"]} if "url" in MODELS[n] else {}), "directory": MODELS[n]["directory"]}
-            for n in names]
+            for n in names if not MODELS[n].get("folder")]
 
 
 def note_markdown(api):
@@ -81,8 +93,14 @@ def note_markdown(api):
     lines = ["## Models this workflow needs", ""]
     for n in names:
         m = MODELS[n]
-        where = f"[download]({m['url']})" if "url" in m else f"**train it first** with `{m['train']}`"
+        where = (f"[download]({m['url']})" if "url" in m else f"get it: {m['get']}" if "get" in m
+                 else f"**train it first** with `{m['train']}`")
+        if m.get("folder"):
+            where = f"[download the whole folder]({m['url']}) into `models/{m['directory']}/{n}/`"
         lines.append(f"- `models/{m['directory']}/{n}`: {m['what']}; {where}. VRAM: {m['vram']}.")
+    if any(node["inputs"].get("pose_model") == MEDIAPIPE_CHOICE for node in api.values()):
+        lines.append("- HiCAST Pose Map's built-in model comes with the optional mediapipe extra: "
+                     "`pip install --no-deps -r requirements-extras.txt`.")
     lines += ["", "Full table: README \"Models\" (UniStyle)."]
     return "\n".join(lines)
 
@@ -91,6 +109,7 @@ def readme_table():
     """The README "Models" table (python -c 'from scripts.model_catalog import readme_table; print(readme_table())')."""
     rows = ["| file | folder | what | where to get it | VRAM / size |", "|---|---|---|---|---|"]
     for n, m in MODELS.items():
-        where = f"[download]({m['url']})" if "url" in m else f"train it: {m['train']}"
+        where = (f"[download]({m['url']})" if "url" in m else f"get it: {m['get']}" if "get" in m
+                 else f"train it: {m['train']}") + (" (the whole folder)" if m.get("folder") else "")
         rows.append(f"| `{n}` | `{m['directory']}/` | {m['what']} | {where} | {m['vram']} |")
     return "\n".join(rows)

@@ -3,23 +3,26 @@
 Each real file name in TINY_FILES (any input that names one: UNETLoader, VAELoader, HiCASTAdapterLoader...)
 becomes its tiny fixture of the same architecture; CLIPLoader becomes a test-only loader of its type
 (TinyCLIPLoader for stable_diffusion's CLIP-L, else TinyUMT5Loader); CLIPVisionLoader + CLIPVisionEncode
-become TinyCLIPVisionEncode of the same image; the token LoRA is `lora_name`; samplers and trainers run at
+become TinyCLIPVisionEncode of the same image, and a CLIPVisionLoader that feeds other nodes (the DreamStyle
+pair filter) becomes TinyCLIPVisionLoader; the token LoRA is `lora_name`; samplers and trainers run at
 most `steps` steps. The graph is otherwise untouched.
 """
 import copy
 
-from scripts.build_workflows import (HICAST_EDGE_ADAPTER, HICAST_STYLE_ENCODER, HICAST_TEMPORAL, SD15_UNET,
-                                     SD15_VAE)
+from scripts.build_workflows import (HICAST_EDGE_ADAPTER, HICAST_STYLE_ENCODER, HICAST_TEMPORAL, HICAST_VGG19,
+                                     SD15_UNET, SD15_VAE)
 
 TINY_FILES = {  # real file name (as the example workflows name it) -> tiny fixture of the same architecture
     "wan2.1_i2v_480p_14B_fp16.safetensors": "tiny_wan21_i2v.safetensors",
     "wan2.1_fun_control_1.3B_bf16.safetensors": "tiny_wan21_fun_control.safetensors",
     "wan_2.1_vae.safetensors": "tiny_wan21_vae.safetensors",
+    "Depth-Anything-V2-Small-hf": "tiny_depth_anything",
     SD15_UNET: "tiny_sd15_unet.safetensors",
     SD15_VAE: "tiny_sd15_taesd.safetensors",
     HICAST_EDGE_ADAPTER: "tiny_sd15_edge_adapter.safetensors",
     HICAST_STYLE_ENCODER: "tiny_sd15_style_encoder.safetensors",
     HICAST_TEMPORAL: "tiny_sd15_temporal_layers.safetensors",
+    HICAST_VGG19: "tiny_vgg19_layout.safetensors",
     "stylemotif_quick.safetensors": "tiny_stylemotif.safetensors",  # what the stylemotif_train workflow writes
 }
 TINY_CLIP = {"stable_diffusion": ("TinyCLIPLoader", "tiny_clip_l.safetensors")}  # CLIPLoader type -> test loader
@@ -59,6 +62,10 @@ def tiny_workflow(api, lora_name="tiny_dreamstyle_token_lora.safetensors", steps
         for key in ("image", "file"):
             if isinstance(args.get(key), str) and args[key] in inputs:
                 args[key] = inputs[args[key]]
+    linked = {v[0] for node in g.values() for v in node["inputs"].values() if isinstance(v, list) and len(v) == 2}
     for nid in [n for n, node in g.items() if node["class_type"] == "CLIPVisionLoader"]:
-        del g[nid]
+        if nid in linked:
+            g[nid] = {"class_type": "TinyCLIPVisionLoader", "inputs": {"clip_name": "tiny_clip_vision.safetensors"}}
+        else:
+            del g[nid]
     return g

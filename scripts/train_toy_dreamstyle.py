@@ -225,7 +225,8 @@ def train_lora(model, enc, ct, sft, run_dir, steps_ct, steps_sft, rank, token_sp
     return result.loras, sft_out
 
 
-def evaluate(model, enc, vae, dataset, loras, token_specific, cache, condition="style_image", steps=12):
+def evaluate(model, enc, vae, dataset, loras, token_specific, cache, condition="style_image", steps=12,
+             split="heldout"):
     """Held-out pairs: style distance of the output vs the raw input (to the target style's references),
     content score vs the raw input."""
     from dreamstyle.condition_latents import condition_latents, plan_layout
@@ -236,7 +237,7 @@ def evaluate(model, enc, vae, dataset, loras, token_specific, cache, condition="
     from dreamstyle.pair_scores import content_score, style_score
     from dreamstyle.token_lora import TokenLoRAHooks, tokens_per_frame
     from dreamstyle.training_data import EncodedPairs
-    pairs = list(iter_pairs(dataset, "heldout"))
+    pairs = list(iter_pairs(dataset, split))
     data = EncodedPairs(pairs, enc, FeatureCache(cache, enc.fingerprint))
     hooks = None
     if loras is not None:

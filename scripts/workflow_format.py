@@ -101,9 +101,9 @@ def api_to_ui(api, object_info, title=None):
                       **({"title": node["_meta"]["title"]} if node.get("_meta", {}).get("title") else {})})
     refs = model_refs(api)
     for node in nodes:
-        names = [name for nid, _, name in refs if int(nid) == node["id"]]
-        if names:
-            node["properties"]["models"] = properties_models(names)
+        entries = properties_models([name for nid, _, name in refs if int(nid) == node["id"]])
+        if entries:
+            node["properties"]["models"] = entries
     order = sorted(ids, key=lambda n: (depth[n], int(n)))
     for node in nodes:
         node["order"] = order.index(str(node["id"]))

@@ -1,5 +1,6 @@
-"""scripts/batch.py against two real ComfyUI servers (own ports and base dirs), with the test-only BatchProbe
-workflow: LoadImage -> BatchProbe (waits, or misbehaves when the uploaded name says so) -> SaveImage."""
+"""scripts/batch.py against two real ComfyUI servers (own ports and base dirs: the session's and this module's),
+with the test-only BatchProbe workflow: LoadImage -> BatchProbe (waits, or misbehaves when the uploaded name
+says so) -> SaveImage."""
 import collections
 import concurrent.futures
 import json
@@ -23,51 +24,55 @@ BAD = {"corrupt.png", "explode_me.png", "reject_me.png", "empty_me.png"}
 
 
 class Servers:
-    def __init__(self, bases, models):
-        self.bases, self.models = bases, models
-        self.ports = {}
+    """The session's shared server (tests/conftest.py) and one of this module's own (its own port and base dir),
+    which a test may kill."""
 
-    def start(self):
+    def __init__(self, base, models):
+        self.base, self.models = base, models
+        self.shared, self.port = None, None
+
+    def start_own(self):
         from scripts import host
-        dead = [b for b in self.bases if not host._answers(self.ports.get(b, 0))]
-        with concurrent.futures.ThreadPoolExecutor(2) as ex:
-            for base, port in zip(dead, ex.map(lambda b: host.start(b, models=self.models, test_nodes=True), dead)):
-                self.ports[base] = port
+        if self.port is None or not host._answers(self.port):
+            self.port = host.start(self.base, models=self.models, test_nodes=True)
 
     @property
     def addresses(self):
-        return [f"127.0.0.1:{self.ports[b]}" for b in self.bases]
+        return [self.shared.url.removeprefix("http://"), f"127.0.0.1:{self.port}"]
 
-    def pid(self, i):
-        return int(open(os.path.join(self.bases[i], "comfy.pid")).read())
+    def own_pid(self):
+        return int(open(os.path.join(self.base, "comfy.pid")).read())
 
     def prompts_by_name(self):
-        """How many prompts each uploaded name was queued in, over both servers' whole /history."""
+        """How many BatchProbe prompts each uploaded name was queued in, over both servers' whole /history."""
         from scripts.comfy_client import ComfyClient
         seen = collections.Counter()
         for address in self.addresses:
             for entry in ComfyClient(address).get_json("/history").values():
-                seen[entry["prompt"][2]["2"]["inputs"]["name"]] += 1
+                probe = entry["prompt"][2].get("2", {})
+                if probe.get("class_type") == "BatchProbe":
+                    seen[probe["inputs"]["name"]] += 1
         return seen
 
 
 @pytest.fixture(scope="module")
-def servers(tiny_models):
+def servers(request, tiny_models):
     from scripts import host
-    bases = [os.path.join(ROOT, "build", "test-host", f"batch-{os.getpid()}-{x}") for x in "ab"]
-    s = Servers(bases, tiny_models)
+    s = Servers(os.path.join(ROOT, "build", "test-host", f"batch-{os.getpid()}"), tiny_models)
     try:
-        s.start()
+        with concurrent.futures.ThreadPoolExecutor(1) as ex:
+            own = ex.submit(s.start_own)  # starts while the shared one does, when that one is not up yet
+            s.shared = request.getfixturevalue("server")
+            own.result()
         yield s
     finally:
-        for b in bases:
-            host.stop(b)
-            shutil.rmtree(b, ignore_errors=True)
+        host.stop(s.base)
+        shutil.rmtree(s.base, ignore_errors=True)
 
 
 @pytest.fixture
 def two(servers):
-    servers.start()  # a test before may have killed one
+    servers.start_own()  # a test before may have killed it
     return servers
 
 
@@ -257,7 +262,7 @@ def test_killing_one_server_mid_batch_loses_nothing(two, tmp_path):  # last: it 
                     r["event"] == "done" for r in rs):
                 break
         time.sleep(0.05)
-    os.killpg(two.pid(1), signal.SIGKILL)
+    os.killpg(two.own_pid(), signal.SIGKILL)
     t.join(120)
     summary = result["summary"]
     assert summary.failed == [] and len(summary.results) == 12

@@ -70,7 +70,8 @@ def test_video_workflow_keeps_frame_count_and_size(inputs):
 def test_training_workflow_writes_an_adapter_the_loader_loads(inputs):
     name = "e2e_hicast_edge_adapter.safetensors"
     folder = os.path.join(inputs.base, "models", "hicast_adapters")
-    written = [os.path.join(folder, f) for f in (name, name + ".ckpt", name.replace(".safetensors", "_style_encoder.safetensors"))]
+    written = [os.path.join(folder, f) for f in (name, name.replace(".safetensors", ".hicast_resume"),
+                                                      name.replace(".safetensors", "_style_encoder.safetensors"))]
 
     def clean():
         for path in written:

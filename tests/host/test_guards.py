@@ -181,3 +181,23 @@ def test_finite_is_exact_when_finite_values_overflow_the_sum(guards):
         guards.finite(torch.tensor([3e38, 3e38, math.nan]), "x")
     with pytest.raises(guards.NodeInputError, match="^x: contains NaN or infinite values$"):
         guards.finite(torch.tensor(math.inf), "x")
+
+
+def test_new_model_path_sees_every_folder_of_the_kind_and_symlinks(guards, dirs, tmp_path, monkeypatch):
+    """A model in a second folder (extra_model_paths) or the owner's symlink is an existing model too; with
+    overwrite, a symlink that leaves the folder is not written through."""
+    import folder_paths
+    base, outside = dirs
+    extra = tmp_path / "extra_loras"
+    extra.mkdir()
+    (extra / "shared.safetensors").write_bytes(b"x")
+    (outside / "linked.safetensors").write_bytes(b"x")
+    os.symlink(outside / "linked.safetensors", base / "models/loras/linked.safetensors")
+    monkeypatch.setitem(folder_paths.folder_names_and_paths, "loras",
+                        ([str(base / "models/loras"), str(extra)], {".safetensors"}))
+    for name in ("shared", "linked"):
+        with pytest.raises(guards.NodeInputError, match=f"^lora_name: models/loras/{name}.safetensors already exists"):
+            guards.new_model_path("loras", name, "lora_name")
+    with pytest.raises(guards.NodeInputError, match="^lora_name: .*resolves outside"):
+        guards.new_model_path("loras", "linked", "lora_name", overwrite=True)
+    assert (outside / "linked.safetensors").read_bytes() == b"x"

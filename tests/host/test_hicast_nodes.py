@@ -12,6 +12,7 @@ def hc(unistyle, tiny_models):
     module = importlib.import_module("unistyle_pack.nodes.hicast")
     import folder_paths
     folder_paths.add_model_folder_path(module.ADAPTERS, os.path.join(tiny_models, "hicast_adapters"), is_default=True)
+    folder_paths.add_model_folder_path(module.LOSS_NETS, os.path.join(tiny_models, "hicast_loss_nets"), is_default=True)
     return module
 
 
@@ -117,7 +118,7 @@ def test_zero_initialised_temporal_layers_leave_video_output_bit_identical(hc, s
     from unistyle_pack.hicast.temporal_layers import TemporalLayers
     model, _ = sd15
     pos, neg = style_cond(hc)
-    fresh = {"kind": "temporal_layers", "name": "fresh", "module": TemporalLayers([320, 320]).eval(), "map_type": "video"}
+    fresh = hc.hicast_module("temporal_layers", "fresh", TemporalLayers([320, 320]), "video")
     video = run(hc.HiCASTApplyTemporalLayers, model=model, temporal_layers=fresh)[0]
     assert torch.equal(sample(video, pos, neg, frames=3), sample(model, pos, neg, frames=3))
     trained = run(hc.HiCASTApplyTemporalLayers, model=model,
@@ -151,11 +152,12 @@ def test_training_nodes_write_loadable_files(hc, tiny_models):
     maps = run(hc.HiCASTEdgeMap, image=content, method="soft_edge", low_threshold=0, high_threshold=0, soft_sigma=1.0)[0]
     with torch.inference_mode():  # as ComfyUI runs nodes
         adapter, encoder, loss = run(hc.HiCASTTrainAdapter, model=model, vae=vae, content_images=content, maps=maps,
-                                     style_image=photo(seed=8), conditioning=pos, output_name="test_hc_adapter.safetensors",
-                                     map_type="edge", steps=2, learning_rate=1e-4, seed=0)
+                                     style_images=photo(seed=8), conditioning=pos, output_name="test_hc_adapter.safetensors",
+                                     overwrite=False, map_type="edge", loss_net=hc.RANDOM_FEATURES, steps=2, batch_size=1,
+                                     learning_rate=1e-4, seed=0)
         layers, loss_h = run(hc.HiCASTTrainTemporalLayers, model=model, vae=vae, video=content.repeat(2, 1, 1, 1),
-                             conditioning=pos, output_name="test_hc_temporal.safetensors", clip_frames=3, steps=2,
-                             learning_rate=1e-4, lambda_local=0.1, seed=0)
+                             conditioning=pos, output_name="test_hc_temporal.safetensors", overwrite=False, clip_frames=3,
+                             steps=2, learning_rate=1e-4, lambda_local=0.1, seed=0)
     assert torch.isfinite(torch.tensor([loss, loss_h])).all()
     try:
         for name in ("test_hc_adapter.safetensors", "test_hc_adapter_style_encoder.safetensors", "test_hc_temporal.safetensors"):
@@ -190,5 +192,158 @@ def test_pose_node_runs_a_user_onnx_model_from_models_hicast_pose(hc, tmp_path):
     assert pose.shape == image.shape
     ys, xs = torch.nonzero(pose[0].sum(-1)).T.float()
     assert abs(xs.mean().item() - 72) <= 8 and abs(ys.mean().item() - 48) <= 8 and xs.max() - xs.min() <= 12
-    with pytest.raises(FileNotFoundError, match="hicast_pose"):
+    with pytest.raises(ValueError, match="pose_model: 'missing.onnx' is not in models/hicast_pose"):
         run(hc.HiCASTPoseMap, pose_model="missing.onnx", **args)
+
+
+def loaded_sd15(tiny_models, dtype=None, vae_dtype=None):
+    """The tiny SD1.5 UNet and VAE loaded as the server loads them (inference-mode weights), in the given dtypes."""
+    import comfy.sd
+    import comfy.utils
+    with torch.inference_mode():
+        model = comfy.sd.load_diffusion_model(os.path.join(tiny_models, "diffusion_models", "tiny_sd15_unet.safetensors"),
+                                              model_options={} if dtype is None else {"dtype": dtype})
+        vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(os.path.join(tiny_models, "vae", "tiny_sd15_taesd.safetensors")),
+                           dtype=vae_dtype)
+    return model, vae
+
+
+def train_adapter(hc, model, vae, name, steps=2, style=None, **kw):
+    import folder_paths
+    pos, _ = style_cond(hc)
+    content = photo(32, 32, seed=7).repeat(2, 1, 1, 1)
+    args = dict(model=model, vae=vae, content_images=content, maps=content, conditioning=pos,
+                style_images=photo(32, 32, seed=8) if style is None else style, output_name=name, overwrite=True,
+                map_type="edge", loss_net="tiny_vgg19_layout.safetensors", steps=steps, batch_size=2,
+                learning_rate=1e-3, seed=0)
+    args.update(kw)
+    folder = folder_paths.get_folder_paths(hc.ADAPTERS)[0]
+    before = set(os.listdir(folder))
+    try:
+        with torch.inference_mode():  # as ComfyUI runs nodes
+            return run(hc.HiCASTTrainAdapter, **args)
+    finally:
+        for f in set(os.listdir(folder)) - before:  # what this run wrote
+            os.unlink(os.path.join(folder, f))
+
+
+def snapshot(module):
+    return {k: (v.dtype, v.clone()) for k, v in module.state_dict().items()}
+
+
+def same(module, snap):
+    now = module.state_dict()
+    return set(now) == set(snap) and all(now[k].dtype == d and torch.equal(now[k], v) for k, (d, v) in snap.items())
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+def test_half_precision_unet_inference_and_training_through_apply_model(hc, tiny_models, dtype):
+    """The UNet stored in fp16 / bf16: HiCAST inference samples and 2 training steps run; apply_model casts the
+    inputs to the model's compute dtype (on this CPU ComfyUI computes fp16 weights in fp32 via manual cast, bf16
+    natively: the dtype seen inside the UNet is the one apply_model chose, never a mismatch)."""
+    import comfy.patcher_extension
+    model, vae = loaded_sd15(tiny_models, dtype=dtype, vae_dtype=torch.bfloat16)
+    assert model.model.get_dtype() == dtype
+    compute = model.model.manual_cast_dtype or dtype
+    seen = []
+    watched = model.clone()
+    watched.set_model_input_block_patch(lambda h, opts: (seen.append(h.dtype), h)[1])
+    pos, neg = style_cond(hc)
+    edge = load(hc, "tiny_sd15_edge_adapter.safetensors")
+    styled = run(hc.HiCASTApplyStyleAdapters, model=watched, adapter_1=edge, map_1=photo(32, 32), weight_1=1.0,
+                 style_scale=1.0, style_encoder=load(hc, "tiny_sd15_style_encoder.safetensors"), style_image=photo(seed=4))[0]
+    assert torch.isfinite(sample(styled, pos, neg)).all()
+    assert seen and set(seen) == {compute}
+    seen.clear()
+    calls = []
+
+    def apply_model_wrapper(executor, *args, **kwargs):
+        calls.append(args[0].dtype)
+        return executor(*args, **kwargs)
+    watched.add_wrapper(comfy.patcher_extension.WrappersMP.APPLY_MODEL, apply_model_wrapper)
+    unet_before, vae_before = snapshot(model.model.diffusion_model), snapshot(vae.first_stage_model)
+    _, _, loss = train_adapter(hc, watched, vae, f"test_hc_{str(dtype)[6:]}.safetensors")
+    assert torch.isfinite(torch.tensor(loss))
+    assert len(calls) == 2 and set(seen) == {compute}  # the wrapper and the patch saw every training base call
+    assert same(model.model.diffusion_model, unet_before)       # the shared UNet is untouched
+    assert same(vae.first_stage_model, vae_before)              # the bf16 VAE is untouched (still bf16)
+    assert all(p.dtype == torch.bfloat16 for p in vae.first_stage_model.parameters())
+    assert model.model.diffusion_model.input_blocks[0][0].weight.is_inference()  # not swapped for copies
+
+
+def test_trainer_refuses_to_overwrite_and_resume_checks_the_job(hc, tiny_models):
+    import folder_paths
+    from unistyle_pack.hicast.checkpoint import save_checkpoint
+    model, vae = loaded_sd15(tiny_models)
+    folder = folder_paths.get_folder_paths(hc.ADAPTERS)[0]
+    existing = os.path.join(folder, "test_hc_exists.safetensors")
+    open(existing, "wb").write(b"precious")
+    try:
+        with pytest.raises(ValueError, match="output_name: models/hicast_adapters/test_hc_exists.safetensors already "
+                                             "exists; choose a new name or turn on 'overwrite'"):
+            train_adapter(hc, model, vae, "test_hc_exists.safetensors", overwrite=False)
+        assert open(existing, "rb").read() == b"precious"
+    finally:
+        os.unlink(existing)
+    resume = os.path.join(folder, "test_hc_job" + hc.RESUME_EXT)
+    save_checkpoint(resume, {"step": 1}, job={"trainer": "style_adapter", "seed": 5})
+    assert "test_hc_job" + hc.RESUME_EXT not in folder_paths.get_filename_list(hc.ADAPTERS)  # never listed as a model
+    with pytest.raises(ValueError, match=r"different training job \(.*seed: 5 in the file, 0 now"):
+        train_adapter(hc, model, vae, "test_hc_job.safetensors")
+    assert os.path.exists(resume)  # refused, not replaced
+    os.unlink(resume)
+    for evil in ("/tmp/evil.safetensors", "../evil.safetensors"):
+        with pytest.raises(ValueError, match="output_name: expected a plain file name"):
+            train_adapter(hc, model, vae, evil)
+
+
+def test_changing_the_second_style_changes_what_the_trainer_learns(hc, tiny_models):
+    model, vae = loaded_sd15(tiny_models)
+    styles = torch.cat([photo(32, 32, seed=8), photo(32, 32, seed=9)])
+    other = torch.cat([photo(32, 32, seed=8), 1 - photo(32, 32, seed=9)])
+    a = train_adapter(hc, model, vae, "test_hc_style_a.safetensors", steps=1, style=styles)[2]
+    b = train_adapter(hc, model, vae, "test_hc_style_b.safetensors", steps=1, style=other)[2]
+    assert a != b
+
+
+class ClipOutput(dict):
+    """A CLIP_VISION_OUTPUT as CLIPVisionEncode returns it (indexable by field)."""
+
+
+@pytest.mark.parametrize("embeds, penultimate, model", [(768, 1024, "ViT-L/14"), (1024, 1280, "ViT-H/14")])
+def test_clip_vision_outputs_of_real_encoder_widths(hc, embeds, penultimate, model):
+    from unistyle_pack.hicast.style_encoder import StyleEncoder
+    out = ClipOutput(image_embeds=torch.rand(1, embeds), penultimate_hidden_states=torch.rand(1, 257, penultimate))
+    for source, width in (("image_embeds", embeds), ("penultimate", penultimate)):
+        enc = hc.hicast_module("style_encoder", "enc", StyleEncoder(768, 2, (8,), 16, clip_dim=width, size=32,
+                                                                      clip_source=source), "style")
+        pos, _ = run(hc.HiCASTStyleConditioning, style_encoder=enc, style_image=photo(), clip_vision_output=out,
+                     style_scale=1.0)
+        assert pos[0][0].shape == (1, 2, 768)
+        with pytest.raises(ValueError, match=f"connect a CLIP Vision Encode output"):
+            run(hc.HiCASTStyleConditioning, style_encoder=enc, style_image=photo(), style_scale=1.0)
+    wrong = ClipOutput(image_embeds=torch.rand(1, 1792 - embeds))
+    enc = hc.hicast_module("style_encoder", "enc", StyleEncoder(768, 2, (8,), 16, clip_dim=embeds, size=32), "style")
+    with pytest.raises(ValueError, match=f"expected image_embeds of width {embeds} \\({model}\\)"):
+        run(hc.HiCASTStyleConditioning, style_encoder=enc, style_image=photo(), clip_vision_output=wrong, style_scale=1.0)
+
+
+def test_trainer_builds_the_encoder_at_the_clip_width_of_its_input(hc, tiny_models):
+    model, vae = loaded_sd15(tiny_models)
+    styles = torch.cat([photo(32, 32, seed=8), photo(32, 32, seed=9)])
+    out = ClipOutput(image_embeds=torch.rand(2, 768), penultimate_hidden_states=torch.rand(2, 257, 1024))
+    _, encoder, loss = train_adapter(hc, model, vae, "test_hc_clip.safetensors", steps=1, style=styles,
+                                     clip_vision_output=out, clip_source="penultimate")
+    assert encoder["module"].clip_dim == 1024 and torch.isfinite(torch.tensor(loss))
+
+
+def test_pack_modules_go_through_the_memory_manager(hc, sd15):
+    import comfy.model_management
+    model, _ = sd15
+    pos, neg = style_cond(hc)
+    edge = load(hc, "tiny_sd15_edge_adapter.safetensors")
+    patched = run(hc.HiCASTApplyStyleAdapters, model=model, adapter_1=edge, map_1=photo(32, 32), weight_1=1.0,
+                  style_scale=0.0)[0]
+    sample(patched, pos, neg)
+    loaded = [m.model for m in comfy.model_management.current_loaded_models]
+    assert any(m is edge["patcher"] for m in loaded)

@@ -7,6 +7,13 @@ Loaded only by the test/demo host (scripts/host.py --test-nodes), never shipped 
 - TinyCLIPLoader: the same for SD1.5: reads models/text_encoders/<file> from scripts/fixtures/clip_l.py and
   returns a real comfy.sd.CLIP (ComfyUI's SDClipModel / CLIPTextModel with the tiny config, the stock SD1
   tokenizer) whose CLIPTextEncode output [B, 77, 768] fits the SD1.5 UNet's context_dim.
+- TinyCLIPVisionLoader: reads models/clip_vision/<file> from scripts/fixtures/clip_vision.py and returns a
+  real comfy.clip_vision.ClipVisionModel (ComfyUI's CLIPVisionModelProjection at the tiny width), the
+  CLIP_VISION the DreamStyle pair filter scores with.
+- RecordingKSampler: the stock KSampler (nodes.common_ksampler) that first appends to output/<record>.jsonl
+  the sha256 of the noise it will use (comfy.sample.prepare_noise, as common_ksampler does) and of the two
+  halves of the positive's concat_latent_image (Wan Fun-control: control latent | start-image latent), so
+  an e2e test can compare what two generations really received.
 - TinyCLIPVisionEncode: IMAGE -> CLIP_VISION_OUTPUT with penultimate_hidden_states [B, 257, 1280],
   the shape CLIP ViT-H gives Wan I2V's img_emb. Features are a fixed random projection of the
   image's 16x16 patch grid (plus a pooled token), so different images give different features and
@@ -16,7 +23,10 @@ Loaded only by the test/demo host (scripts/host.py --test-nodes), never shipped 
   "reject" fails validation (/prompt refuses the prompt), "explode" raises (an execution error), "empty"
   blocks its output (ComfyUI's ExecutionBlocker), so the SaveImage after it silently never runs.
 """
+import hashlib
 import json
+import os
+import tempfile
 import time
 
 import torch
@@ -133,6 +143,72 @@ class TinyCLIPVisionEncode(io.ComfyNode):
         return io.NodeOutput(out)
 
 
+class TinyCLIPVisionLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="TinyCLIPVisionLoader", display_name="Tiny CLIP Vision Loader (test)", category="testing",
+            inputs=[io.Combo.Input("clip_name", options=folder_paths.get_filename_list("clip_vision"))],
+            outputs=[io.ClipVision.Output()],
+        )
+
+    @classmethod
+    def execute(cls, clip_name) -> io.NodeOutput:
+        return io.NodeOutput(load_tiny_clip_vision(folder_paths.get_full_path_or_raise("clip_vision", clip_name)))
+
+
+def load_tiny_clip_vision(path):
+    """comfy.clip_vision.ClipVisionModel of the tiny fixture at PATH (its config in the file's metadata)."""
+    sd, meta = comfy.utils.load_torch_file(path, safe_load=True, return_metadata=True)
+    if not meta or "tiny_clip_vision_config" not in meta:
+        raise ValueError(f"{path}: expected a tiny fixture with tiny_clip_vision_config in its metadata")
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:  # ClipVisionModel reads a file
+        f.write(meta["tiny_clip_vision_config"])
+    try:
+        model = comfy.clip_vision.ClipVisionModel(f.name)
+    finally:
+        os.unlink(f.name)
+    missing, unexpected = model.load_sd(sd)
+    if missing or unexpected:
+        raise ValueError(f"{path}: missing {missing}, unexpected {unexpected}")
+    return model
+
+
+def _sha(t):
+    return hashlib.sha256(t.detach().float().contiguous().cpu().numpy().tobytes()).hexdigest()
+
+
+class RecordingKSampler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        import comfy.samplers
+        return io.Schema(
+            node_id="RecordingKSampler", display_name="Recording KSampler (test)", category="testing",
+            inputs=[io.Model.Input("model"), io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff),
+                    io.Int.Input("steps", default=20, min=1, max=10000), io.Float.Input("cfg", default=8.0),
+                    io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS),
+                    io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS),
+                    io.Conditioning.Input("positive"), io.Conditioning.Input("negative"),
+                    io.Latent.Input("latent_image"), io.Float.Input("denoise", default=1.0),
+                    io.String.Input("record", default="sampling")],
+            outputs=[io.Latent.Output()],
+        )
+
+    @classmethod
+    def execute(cls, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, denoise,
+                record) -> io.NodeOutput:
+        import comfy.sample
+        import nodes
+        latent = comfy.sample.fix_empty_latent_channels(model, latent_image["samples"])
+        concat = positive[0][1]["concat_latent_image"]
+        row = {"noise": _sha(comfy.sample.prepare_noise(latent, seed)), "control_latent": _sha(concat[:, :16]),
+               "start_latent": _sha(concat[:, 16:]), "seed": seed, "shape": list(latent.shape)}
+        with open(os.path.join(folder_paths.get_output_directory(), record + ".jsonl"), "a") as f:
+            f.write(json.dumps(row) + "\n")
+        return io.NodeOutput(nodes.common_ksampler(model, seed, steps, cfg, sampler_name, scheduler, positive,
+                                                   negative, latent_image, denoise=denoise)[0])
+
+
 class BatchProbe(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -163,9 +239,36 @@ class BatchProbe(io.ComfyNode):
         return io.NodeOutput(ExecutionBlocker(None) if "empty" in name else image * float(x.mean() > 0))
 
 
+class LoadedModels(io.ComfyNode):
+    """Writes output/<record>.json: the torch module class of every model in ComfyUI's memory manager
+    (comfy.model_management.current_loaded_models) once `after` is computed."""
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="LoadedModels", display_name="Loaded Models (test)", category="testing", is_output_node=True,
+            inputs=[io.Image.Input("after", tooltip="Runs once this image is computed."),
+                    io.String.Input("record", default="loaded_models", tooltip="output/<record>.json")],
+            outputs=[],
+        )
+
+    @classmethod
+    def fingerprint_inputs(cls, **kwargs):
+        return time.time()
+
+    @classmethod
+    def execute(cls, after, record) -> io.NodeOutput:
+        import comfy.model_management
+        names = [f"{type(m.model.model).__module__}.{type(m.model.model).__name__}"
+                 for m in comfy.model_management.current_loaded_models if m.model is not None]
+        with open(os.path.join(folder_paths.get_output_directory(), record + ".json"), "w") as f:
+            json.dump(names, f)
+        return io.NodeOutput()
+
+
 class TestNodes(ComfyExtension):
     async def get_node_list(self):
-        return [TinyUMT5Loader, TinyCLIPLoader, TinyCLIPVisionEncode, BatchProbe]
+        return [TinyUMT5Loader, TinyCLIPLoader, TinyCLIPVisionEncode, TinyCLIPVisionLoader, RecordingKSampler,
+                BatchProbe, LoadedModels]
 
 
 async def comfy_entrypoint():

@@ -37,6 +37,18 @@ def test_same_stems_get_separate_folders_and_paths_cannot_leave_the_output_folde
             item_dir(out, hostile)
 
 
+def test_a_symlink_planted_in_the_output_tree_cannot_lead_writes_elsewhere(tmp_path):
+    from scripts.batch_outputs import stays_inside
+    out, elsewhere = str(tmp_path / "out"), tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert stays_inside(out, item_dir(out, "a/b/c.png"))
+    os.makedirs(os.path.join(out, "outputs", "a"))
+    os.symlink(str(elsewhere), os.path.join(out, "outputs", "a", "b"))
+    assert not stays_inside(out, item_dir(out, "a/b/c.png"))
+    assert not stays_inside(out, item_dir(out, "a/b/d/e.png"))
+    assert stays_inside(out, item_dir(out, "a/x.png"))
+
+
 def test_output_names_keep_only_a_clean_extension_of_the_servers_name():
     assert output_name("9", 0, "ComfyUI_00001_.png") == "9_0.png"
     assert output_name("9", 3, "../../../etc/cron.d/evil.MP4") == "9_3.mp4"

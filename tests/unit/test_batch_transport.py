@@ -77,3 +77,46 @@ def test_a_server_that_accepts_but_never_answers_is_gone_after_the_retries():
         server, seconds, message = asyncio.run(poll())
     assert "stopped answering" in message and server.gone == message
     assert seconds < 3 * (FAST.request_timeout + 0.5)  # three tries, not a hang
+
+
+class StubServer:
+    def __init__(self, name, queued, gone=None):
+        self.name, self.queued, self.gone = name, queued, gone
+
+    async def queue_length(self):
+        if self.queued is None:  # as ComfyServer does after its retries
+            self.gone = f"{self.name} stopped answering"
+            raise ServerGone(self.gone)
+        return self.queued
+
+
+def test_a_free_slot_goes_to_the_live_server_with_the_shortest_queue_and_never_past_the_bound():
+    from scripts.batch import Batch, Options
+    servers = [StubServer("a", 5), StubServer("b", 1), StubServer("c", 0, gone="c stopped answering"),
+               StubServer("d", None)]
+    batch = Batch({}, [], "unused", servers, Options(inflight=2), print, None, [], None)
+    pick = lambda: asyncio.run(batch._pick())  # noqa: E731
+    assert pick().name == "b"            # c is gone, d fails to answer /queue (and is gone now), a is busier
+    batch.inflight["b"] = {"x", "y"}     # b holds its 2 prompts: the bound
+    assert pick().name == "a"
+    batch.inflight["a"] = {"z", "w"}
+    assert pick() is None                # every live server is full: wait
+    servers[0].queued = 0
+    batch.inflight = {"a": {"z"}, "b": {"x"}, "c": set(), "d": set()}
+    servers[1].queued = 0
+    assert pick().name == "a"            # equal queues and equal shares: the first listed
+
+
+
+def test_an_input_over_the_upload_limit_or_unreadable_fails_before_any_request(tmp_path):
+    from scripts.comfy_client import LocalFileError, UploadRefused
+    big = tmp_path / "big.mp4"
+    big.write_bytes(b"\0" * 3 * 2 ** 20)
+
+    async def upload(path):
+        async with ComfyServer("127.0.0.1:9", Limits(max_upload_mb=2, retries=0)) as s:  # nothing listens there
+            await s.upload(str(path), "x.mp4")
+    with pytest.raises(UploadRefused, match=r"3.0 MB, more than the upload limit \(2 MB, --max-upload-mb\)"):
+        asyncio.run(upload(big))
+    with pytest.raises(LocalFileError, match="cannot read"):
+        asyncio.run(upload(tmp_path / "gone.mp4"))

@@ -68,3 +68,14 @@ def test_synthetic_style_captions_strip_back_to_their_content_caption():
 def test_non_string_caption_is_rejected_by_name():
     with pytest.raises(TypeError, match="caption: expected a string"):
         strip_style(None)
+
+
+def test_style_words_in_finds_the_documented_vocabulary_only():
+    from dreamstyle.captions import style_words_in
+    assert style_words_in("a person walks along a city street") == ()
+    assert style_words_in("a man in a flat retro poster style with a limited six-colour palette") == \
+        ("retro poster style", "colour palette")
+    assert style_words_in("a cat naps, sepia tones, film grain") == ("sepia tones", "film grain")
+    assert style_words_in("a zorblax fox", extra=("zorblax",)) == ("zorblax",)
+    for caption in ("a watercolor painting of a fox in snow, muted pastel tones", "ink wash style, a boat on a lake"):
+        assert style_words_in(strip_style(caption).text) == ()  # the fallback's output passes the check

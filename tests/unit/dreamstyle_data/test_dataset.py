@@ -180,3 +180,36 @@ def test_progress_is_called_per_line(tmp_path, make_pair):
     calls = []
     check_dataset(tmp_path, progress=lambda done, total: calls.append((done, total)))
     assert calls == [(1, 3), (2, 3), (3, 3)]
+
+
+@pytest.mark.parametrize("plant", ["foreign_manifest", "other_files", "symlinked_manifest", "manifest_is_folder"])
+def test_writer_never_changes_a_foreign_folder(tmp_path, make_pair, plant):
+    from dreamstyle.dataset_writer import ForeignFolderError
+    folder, outside = tmp_path / "ds", tmp_path / "outside.txt"
+    folder.mkdir()
+    outside.write_bytes(b"precious data without a newline")
+    if plant == "foreign_manifest":
+        (folder / MANIFEST).write_bytes(b"line one\nprecious tail without newline")
+    elif plant == "other_files":
+        (folder / "notes.txt").write_bytes(b"x")
+        (folder / "pairs").mkdir()
+        (folder / "pairs" / "p0").mkdir()
+    elif plant == "symlinked_manifest":
+        os.symlink(outside, folder / MANIFEST)
+    else:
+        (folder / MANIFEST).mkdir()
+    before = {p: p.read_bytes() for p in [outside, *folder.rglob("*")] if p.is_file()}
+    with pytest.raises(ForeignFolderError, match="refus|not a DreamStyle"):
+        DatasetWriter(folder).append(make_pair("p0"))
+    assert {p: p.read_bytes() for p in before} == before
+    assert (folder / "pairs" / "p0").exists() == (plant == "other_files")
+
+
+def test_writer_accepts_an_empty_folder_and_a_torn_first_append(tmp_path, make_pair):
+    (tmp_path / "empty").mkdir()
+    assert DatasetWriter(tmp_path / "empty").append(make_pair("p0"))
+    torn = tmp_path / "torn"
+    torn.mkdir()
+    (torn / MANIFEST).write_bytes(b'{"format_version": 1, "id": "p0", "raw": {"pa')  # crash in the first append
+    assert DatasetWriter(torn).append(make_pair("p1"))
+    assert [r["id"] for r in manifest_records(torn)] == ["p1"]

@@ -108,3 +108,26 @@ def test_temporal_training_lowers_harmonious_loss():
     assert after[2] < 0.1 * after[1]
     assert sum(h["loss_h"] for h in history[-10:]) < sum(h["loss_h"] for h in history[:10])
     assert any(torch.count_nonzero(layer.proj_out.weight) for layer in layers.layers)
+
+
+def test_each_pair_uses_its_own_style():
+    """A 2-pair batch with styles (s1, s2): changing s2 changes the loss; styles are sampled per pair."""
+    from hicast.adapter_training import PairSampler, adapter_step_loss
+    unet = TinyUNet()
+    torch.manual_seed(0)
+    adapters = {"edge": StyleAdapter([lv.channels for lv in unet.levels], hidden=(8, 8))}
+    enc = StyleEncoder(context_dim=16, tokens=2, widths=(8, 16), hidden=32, size=32)
+    content = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    latent = F.avg_pool2d(content, 8).repeat(1, 2, 1, 1)[:, :4]
+    s1, s2 = (torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(i)) for i in (2, 3))
+
+    def loss(styles):
+        batch = AdapterBatch(latent, content, {"edge": content.permute(0, 2, 3, 1)}, styles)
+        return adapter_step_loss(unet, unet.levels, adapters, enc, batch, _decoder(), CTX, RandomFeatureNet((8, 16)),
+                                 PatchDiscriminator(8, 2), torch.Generator().manual_seed(0), alphas_cumprod())[0].item()
+    base = loss(torch.cat([s1, s2]))
+    assert loss(torch.cat([s1, 1 - s2])) != pytest.approx(base, rel=1e-4)
+    assert loss(torch.cat([s1, s2])) == pytest.approx(base, rel=1e-6)
+    sampler = PairSampler(latent, content, {"edge": content.permute(0, 2, 3, 1)}, torch.cat([s1, s2]), batch_size=16)
+    drawn = sampler(0, torch.Generator().manual_seed(0)).style_image
+    assert any(torch.equal(d, s1[0]) for d in drawn) and any(torch.equal(d, s2[0]) for d in drawn)
