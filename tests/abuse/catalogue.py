@@ -169,8 +169,15 @@ SCENARIOS = {
                                      "latent_image": "@cond:2", "steps": 1, "cfg": 1.0}),
 }
 
-# jobs run one after the other on one server: (case, [(target, {input: value}, expected), ...])
+# jobs run one after the other on one server: (case, [(target, {input: value}, expected), ...]); expected
+# ("interrupt", n) interrupts the job once its progress passes n (its resume state then stays behind)
 SEQUENCES = [
+    ("StyleMotif resume of another job", [
+        ("StyleMotifTrain", {"name": "abuse_job_sm", "vae_steps": 100000}, ("interrupt", 150)),
+        ("StyleMotifTrain", {"name": "abuse_job_sm", "vae_steps": 100000, "latent_dim": 32}, r"another job")]),
+    ("HiCAST resume with another seed", [
+        ("HiCASTTrainAdapter", {"output_name": "abuse_job_hc", "steps": 100000}, ("interrupt", 40)),
+        ("HiCASTTrainAdapter", {"output_name": "abuse_job_hc", "steps": 100000, "seed": 1}, r"seed")]),
     # existing models (the fixtures): never overwritten without the overwrite toggle
     *[(f"{node} keeps {name}", [(node, {key: name, "overwrite": False}, r"already exists")]) for node, key, name in (
         ("DreamStyleTrainTokenLoRA", "lora_name", "tiny_dreamstyle_token_lora"),

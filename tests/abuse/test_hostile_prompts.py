@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import urllib.request
 
 import numpy as np
 import pytest
@@ -280,7 +281,15 @@ def test_row(host, row):
 def test_sequence(host, case, steps):
     for target, overrides, expected in steps:
         before, markers = host.snapshot(), set(os.listdir(host.markers))
-        result = host.client.run(host.graph(target, overrides))
+        on_event = None
+        if isinstance(expected, tuple):
+            def on_event(m, after=expected[1]):
+                if m.get("type") == "progress" and m["data"]["value"] >= after:
+                    urllib.request.urlopen(urllib.request.Request(host.client.base + "/interrupt", method="POST"))
+        result = host.client.run(host.graph(target, overrides), on_event=on_event)
+        if isinstance(expected, tuple):
+            assert not result.ok and result.status != "refused", f"{case}: {result.describe_error()}"
+            continue
         text = result.describe_error()
         if expected is OK:
             assert result.ok, f"{case}: {text}"
