@@ -193,8 +193,9 @@ def main():
                 if node["class_type"] == "HiCASTDepthMap":
                     node["inputs"]["resolution"] = 70  # the clip is 64x64
                 if node["class_type"] == "DreamStyleTrainTokenLoRA":
+                    node["inputs"].pop("clip_vision", None)  # the tiny CLIP vision (32 wide) does not fit the toy Wan
                     node["inputs"].update(rank=4, lr=1e-4, accumulation=1, save_every=0, precision="fp32",
-                                          lora_name="demo_" + node["inputs"]["lora_name"])
+                                          overwrite=True, lora_name="demo_" + node["inputs"]["lora_name"])
             result = client.run(wf)
             if not result.ok:
                 print(f"[demo] {name}: FAILED: {result.describe_error()}")
