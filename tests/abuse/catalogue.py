@@ -23,7 +23,6 @@ SOURCES = {
     "img": ("LoadImage", {"image": "abuse.png"}),
     "img2": ("LoadImage", {"image": "abuse2.png"}),
     "video": ("RepeatImageBatch", {"image": "@img", "amount": 5}),
-    "video9": ("RepeatImageBatch", {"image": "@img2", "amount": 9}),
     "pixel": ("ImageCrop", {"image": "@img", "width": 1, "height": 1, "x": 0, "y": 0}),
     "pixel_video": ("RepeatImageBatch", {"image": "@pixel", "amount": 5}),
     "nan_img": ("ImageBlend", {"image1": "@img", "image2": "@img", "blend_factor": NAN, "blend_mode": "normal"}),
@@ -34,7 +33,6 @@ SOURCES = {
     "pos": ("CLIPTextEncode", {"text": "a style", "clip": "@umt5"}),
     "neg": ("CLIPTextEncode", {"text": "", "clip": "@umt5"}),
     "cond": ("DreamStyleConditioning", {"positive": "@pos", "negative": "@neg", "vae": "@wan_vae", "video": "@video"}),
-    "cond9": ("DreamStyleConditioning", {"positive": "@pos", "negative": "@neg", "vae": "@wan_vae", "video": "@video9"}),
     "nan_latent": ("LatentMultiply", {"samples": "@cond:2", "multiplier": NAN}),
     "clip_vision": ("TinyCLIPVisionLoader", {"clip_name": "tiny_clip_vision.safetensors"}),
     "sd": ("UNETLoader", {"unet_name": "tiny_sd15_unet.safetensors", "weight_dtype": "default"}),
@@ -146,8 +144,7 @@ ROWS = [
     ("HiCASTEdgeMap", "image", "@nan_img", NOT_FINITE),
     ("HiCASTStyleConditioning", "style_image", "@nan_img", NOT_FINITE),
     ("HiCASTTrainAdapter", "content_images", "@nan_img", NOT_FINITE),
-    # conditioning and latent from DreamStyleConditioning runs of 5 and 9 frames; the matched pair samples
-    ("dreamstyle_pair", "latent_image", "@cond9:2", r"layout|belong|conditioning|frame"),
+    # a DreamStyleConditioning pair samples through the stock KSampler
     ("dreamstyle_pair", "latent_image", "@cond:2", OK),
     # oversized metadata: shapes in the file's metadata far beyond its tensors
     ("HiCASTAdapterLoader", "adapter_name", "abuse_huge_adapter.safetensors", r"metadata|config|limit|match|fit"),
