@@ -106,6 +106,8 @@ class TrainConfig:
                              "block's weights on the device until the backward pass, so nothing is saved)")
         if self.offload_activations and not self.gradient_checkpointing:
             raise ValueError("offload_activations: needs gradient_checkpointing on (it offloads what checkpointing keeps)")
+        if self.offload_activations and self.shard_base != "none":
+            raise ValueError("offload_activations: not with shard_base (the sharded base runs without streaming)")
         if self.block_swap and self.shard_base != "none":
             raise ValueError("block_swap: not with shard_base (FSDP already keeps 1/N of each block per process)")
 
