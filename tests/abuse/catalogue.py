@@ -180,6 +180,9 @@ SEQUENCES = [
     ("HiCAST resume with another seed", [
         ("HiCASTTrainAdapter", {"output_name": "abuse_job_hc", "steps": 100000}, ("interrupt", 40)),
         ("HiCASTTrainAdapter", {"output_name": "abuse_job_hc", "steps": 100000, "seed": 1}, r"seed")]),
+    ("DreamStyle resume with another learning rate", [
+        ("DreamStyleTrainTokenLoRA", {"lora_name": "abuse_job_ds", "steps": 100000, "save_every": 1}, ("interrupt", 2)),
+        ("DreamStyleTrainTokenLoRA", {"lora_name": "abuse_job_ds", "steps": 100000, "lr": 1e-3}, r"lr: checkpoint")]),
     # existing models (the fixtures): never overwritten without the overwrite toggle
     *[(f"{node} keeps {name}", [(node, {key: name, "overwrite": False}, r"already exists")]) for node, key, name in (
         ("DreamStyleTrainTokenLoRA", "lora_name", "tiny_dreamstyle_token_lora"),
