@@ -89,6 +89,9 @@ TARGETS = {
     "StyleMotifRenderSkeleton": {"motion": "@motion", "width": 32, "height": 32},
     "StyleMotifSaveMotion": {"motion": "@motion"},
     "StyleMotifLoadMotion": {"file": "abuse_walk.bvh"},
+    "StyleMotifFineTuneStyle": {"base_model": "tiny_stylemotif.safetensors", "clip": "@clip_l", "dataset": "procedural",
+                                "name": "abuse_ft", "overwrite": True, "style_pretrain_steps": 0, "stylization_steps": 1,
+                                "alignment_steps": 1, "frames": 8, "clips": 20},
     "StyleMotifTrain": {"name": "abuse_sm", "clips": 20, "vae_steps": 1, "denoiser_steps": 1, "stylization_steps": 1,
                         "alignment_steps": 1, "latent_dim": 16, "overwrite": True},
 }
@@ -111,6 +114,8 @@ PATH_INPUTS = {
     ("StyleMotifSaveMotion", "filename_prefix"): "output",
     ("StyleMotifLoadMotion", "file"): "input",
     ("StyleMotifTrain", "name"): "name",
+    ("StyleMotifFineTuneStyle", "dataset"): "input",
+    ("StyleMotifFineTuneStyle", "name"): "name",
 }
 
 # hostile names for each kind of path input: (value, expected)
