@@ -1,34 +1,45 @@
 """StyleMotif nodes: load a model, turn motion / text / CLIP embeddings into style vectors, blend them,
-stylize (text + style motion, or content motion + style motion), preview as a skeleton IMAGE batch,
-save/load HumanML3D .npy and BVH, and train a model on procedural motion. Math lives in stylemotif/.
+stylize (CLIP text + style, or content motion + style), preview as a skeleton IMAGE batch, save/load
+HumanML3D .npy and BVH (input/ and output/ only), and train a model on procedural motion. Math lives in stylemotif/.
 
-Types: STYLEMOTIF_MODEL (stylemotif.model.StyleMotif), STYLEMOTIF_MOTION ({"features": [F, 263]
+Types: STYLEMOTIF_MODEL (a comfy.model_patcher.ModelPatcher around stylemotif.model.StyleMotif, loaded
+with comfy.model_management.load_models_gpu for each run), STYLEMOTIF_MOTION ({"features": [F, 263]
 raw HumanML3D features, "fps": 20}), STYLEMOTIF_STYLE ({"vector": [D], "source": str}).
 """
+import dataclasses
 import os
+import shutil
 
 import numpy as np
 import torch
+from PIL import Image
 
 import comfy.model_management
+import comfy.model_patcher
 import comfy.utils
 import folder_paths
 from comfy_api.latest import io
 
 from ..stylemotif.bvh import load_bvh, save_bvh
+from ..stylemotif.denoiser import FUSE_AFTER
 from ..stylemotif.humanml3d import check_features, features_from_joints, recover_from_ric
-from ..stylemotif.model import StyleMotif, StyleMotifConfig
-from ..stylemotif.pipeline import DEFAULT_STEPS, train_procedural
+from ..stylemotif.model import StyleMotif
+from ..stylemotif.pipeline import DEFAULT_STEPS, TOY, train_procedural
 from ..stylemotif.render import render_skeleton
+from ..stylemotif.sampling import GUIDANCE, STEPS
 from ..stylemotif.skeleton import FPS, NUM_JOINTS
 from ..stylemotif.style_bank import blend_styles
+from ..stylemotif.training import RESUME_EXT
+from . import guards
 from .search import search_aliases
 
 FOLDER = "stylemotif"
 folder_paths.add_model_folder_path(FOLDER, os.path.join(folder_paths.models_dir, FOLDER))
 folder_paths.folder_names_and_paths[FOLDER][1].add(".safetensors")
+MOTION_EXTENSIONS = (".npy", ".bvh")
+RENDER_BUDGET = 2 * 2 ** 30  # bytes of float32 frames a render may allocate
 
-Model = io.Custom("STYLEMOTIF_MODEL")
+Model = io.Custom("STYLEMOTIF_MODEL")  # a comfy.model_patcher.ModelPatcher around stylemotif.model.StyleMotif
 Motion = io.Custom("STYLEMOTIF_MOTION")
 Style = io.Custom("STYLEMOTIF_STYLE")
 CATEGORY = "UniStyle/StyleMotif"
@@ -39,24 +50,49 @@ def _motion(features):
 
 
 def _progress(total):
+    """A core progress callback: ComfyUI's bar, and the interrupt check (raises when the user cancels)."""
     bar = comfy.utils.ProgressBar(total)
-    return lambda done, n: bar.update_absolute(done, n)
+
+    def update(done, n):
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        bar.update_absolute(done, n)
+    return update
+
+
+def _patcher(model):
+    return comfy.model_patcher.ModelPatcher(model, load_device=comfy.model_management.get_torch_device(),
+                                            offload_device=comfy.model_management.unet_offload_device())
+
+
+def _loaded(patcher):
+    """The StyleMotif module, loaded by ComfyUI's memory manager for this run."""
+    comfy.model_management.load_models_gpu([patcher])
+    return patcher.model
+
+
+def _text(conditioning, input_name):
+    """MLD's text feature [1, 1, C] from a CLIPTextEncode CONDITIONING: CLIP's projected pooled output."""
+    if not isinstance(conditioning, list) or not conditioning or len(conditioning[0]) < 2:
+        raise guards.NodeInputError(f"{input_name}: expected a CONDITIONING from CLIPTextEncode")
+    pooled = conditioning[0][1].get("pooled_output")
+    if pooled is None:
+        raise guards.NodeInputError(f"{input_name}: this CONDITIONING has no pooled output (encode with a CLIP-L text "
+                                    "encoder loaded by CLIPLoader / DualCLIPLoader)")
+    return guards.finite(pooled.reshape(pooled.shape[0], -1)[:1].float().cpu()[:, None], input_name)
 
 
 def _embedding(conditioning=None, clip_vision_output=None):
-    """A single embedding vector from a ComfyUI CLIP-vision output or CONDITIONING (pooled, else token mean)."""
+    """One vector of the shared CLIP space: image_embeds of a CLIP-vision output, or a text pooled output."""
     if clip_vision_output is not None:
         emb = getattr(clip_vision_output, "image_embeds", None)
+        if emb is None and hasattr(clip_vision_output, "get"):
+            emb = clip_vision_output.get("image_embeds")
         if emb is None:
-            raise ValueError("clip_vision_output: has no image_embeds (use a CLIP-vision model with a projection)")
-        return emb.reshape(emb.shape[0], -1)[0].float().cpu()
+            raise guards.NodeInputError("clip_vision_output: has no image_embeds (use a CLIP-vision model with a projection)")
+        return guards.finite(emb.reshape(emb.shape[0], -1)[0].float().cpu(), "clip_vision_output")
     if conditioning is not None:
-        if not conditioning:
-            raise ValueError("conditioning: empty")
-        tokens, extra = conditioning[0][0], conditioning[0][1]
-        pooled = extra.get("pooled_output")
-        return (pooled.reshape(-1) if pooled is not None else tokens[0].mean(0)).float().cpu()
-    return None
+        return _text(conditioning, "conditioning").reshape(-1)
+    raise guards.NodeInputError("conditioning: connect a CLIP text encoding or a clip_vision_output")
 
 
 class StyleMotifModelLoader(io.ComfyNode):
@@ -64,15 +100,20 @@ class StyleMotifModelLoader(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="StyleMotifModelLoader", display_name="StyleMotif Model Loader", category=CATEGORY,
-            description="Load a StyleMotif model (MLD VAE + denoiser, style encoder, alignment head, style bank).",
+            description="Load a StyleMotif model (MLD VAE + denoiser, style encoder, alignment head, style bank): a file "
+                        "from `python -m stylemotif.import_mld` or the StyleMotif Train node.",
             inputs=[io.Combo.Input("model_name", options=folder_paths.get_filename_list(FOLDER),
                                    tooltip="A .safetensors file from models/stylemotif.")],
             outputs=[Model.Output(display_name="model")])
 
     @classmethod
     def execute(cls, model_name) -> io.NodeOutput:
-        path = folder_paths.get_full_path_or_raise(FOLDER, model_name)
-        return io.NodeOutput(StyleMotif.load(path, comfy.model_management.get_torch_device()))
+        path = guards.model_file(FOLDER, model_name, "model_name")
+        try:
+            model = StyleMotif.load(path)
+        except ValueError as e:
+            raise guards.NodeInputError(f"model_name: {e}") from None
+        return io.NodeOutput(_patcher(model))
 
 
 class StyleMotifEncodeStyle(io.ComfyNode):
@@ -87,7 +128,7 @@ class StyleMotifEncodeStyle(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, motion) -> io.NodeOutput:
-        vec = model.encode_style(motion["features"], "motion")[0].cpu()
+        vec = _loaded(model).encode_style(motion["features"], "motion")[0].cpu()
         return io.NodeOutput({"vector": vec, "source": "motion"})
 
 
@@ -97,27 +138,26 @@ class StyleMotifStyleFromEmbedding(io.ComfyNode):
         return io.Schema(
             node_id="StyleMotifStyleFromEmbedding", display_name="StyleMotif Motion Style from Text or Image",
             **search_aliases("motion style"), category=CATEGORY,
-            description="Project a frozen embedding into the style space and retrieve/blend the nearest bank styles.",
+            description="Project a CLIP ViT-L/14 embedding (text: CLIPTextEncode's pooled output; image: CLIP Vision "
+                        "Encode's image_embeds) into the style space and retrieve/blend the nearest bank styles.",
             inputs=[Model.Input("model", tooltip="The StyleMotif model (its alignment head and style bank are used)."),
-                    io.String.Input("text", default="old", tooltip="Style description for the model's built-in text "
-                                    "embedding; used when no conditioning / clip_vision_output is connected."),
                     io.Int.Input("top_k", default=1, min=1, max=100, tooltip="How many nearest bank styles to blend."),
                     io.Float.Input("temperature", default=0.1, min=0.001, max=10.0, step=0.01,
                                    tooltip="Softmax temperature over cosine similarities when blending the top k."),
-                    io.Conditioning.Input("conditioning", optional=True, tooltip="A CLIP text encoding (pooled output) "
-                                          "from the embedding space the model was aligned to."),
-                    io.ClipVisionOutput.Input("clip_vision_output", optional=True, tooltip="A CLIP-vision image embedding "
-                                              "from the embedding space the model was aligned to.")],
+                    io.Conditioning.Input("conditioning", optional=True, tooltip="A style description encoded by "
+                                          "CLIPTextEncode with the CLIP-L model the alignment head was trained on."),
+                    io.ClipVisionOutput.Input("clip_vision_output", optional=True, tooltip="A style image encoded by "
+                                              "CLIP Vision Encode (ViT-L/14, projected image_embeds); wins over conditioning.")],
             outputs=[Style.Output(display_name="style"), io.String.Output(display_name="matches")])
 
     @classmethod
-    def execute(cls, model, text, top_k, temperature, conditioning=None, clip_vision_output=None) -> io.NodeOutput:
+    def execute(cls, model, top_k, temperature, conditioning=None, clip_vision_output=None) -> io.NodeOutput:
+        guards.finite(temperature, "temperature")
         emb = _embedding(conditioning, clip_vision_output)
-        if emb is None:
-            if not text.strip():
-                raise ValueError("text: empty; give a style description or connect conditioning / clip_vision_output")
-            emb = model.embed_text(text)[0]
-        vec, weights = model.style_from_embedding(emb, top_k, temperature)
+        try:
+            vec, weights = _loaded(model).style_from_embedding(emb, top_k, temperature)
+        except ValueError as e:
+            raise guards.NodeInputError(f"{'clip_vision_output' if clip_vision_output is not None else 'conditioning'}: {e}") from None
         matches = ", ".join(f"{k}: {v:.2f}" for k, v in weights.items())
         return io.NodeOutput({"vector": vec, "source": matches}, matches)
 
@@ -144,6 +184,8 @@ class StyleMotifBlendStyles(io.ComfyNode):
         if style_c is not None:
             styles.append(style_c["vector"])
             weights.append(weight_c)
+        for name, w in zip(("weight_a", "weight_b", "weight_c"), weights):
+            guards.finite(w, name)
         vec = blend_styles(torch.stack(styles), weights)
         return io.NodeOutput({"vector": vec, "source": f"blend {weights}"})
 
@@ -154,41 +196,52 @@ class StyleMotifStylize(io.ComfyNode):
         return io.Schema(
             node_id="StyleMotifStylize", display_name="StyleMotif Motion Style Transfer",
             **search_aliases("motion style", "style transfer", "stylize motion"), category=CATEGORY,
-            description="Text (or a content motion) + a style -> stylized motion, by DDIM with cross normalization "
-                        "after block m (gamma 0 = plain MLD generation).",
+            description="Text + a style -> stylized motion (MLD's DDIM with classifier-free guidance, cross normalization "
+                        "after block m; gamma 0 = plain MLD). With content_motion: motion style transfer, the content motion "
+                        "re-noised to `strength` and denoised with the same text guidance.",
             inputs=[Model.Input("model", tooltip="The StyleMotif model."),
                     Style.Input("style", tooltip="Style vector from Motion Style from Clip, Motion Style from Text or Image, or Blend Motion Styles."),
-                    io.String.Input("text", default="a person walks forward", multiline=True,
-                                    tooltip="Content description (ignored when content_motion or conditioning is connected)."),
+                    io.Conditioning.Input("positive", tooltip="The motion's description, CLIPTextEncode with CLIP-L "
+                                          "(MLD reads its pooled, projected output). In transfer: the content motion's description."),
+                    io.Conditioning.Input("negative", tooltip="CLIPTextEncode of an EMPTY prompt with the same CLIP: MLD's "
+                                          "unconditional branch for classifier-free guidance."),
                     io.Float.Input("gamma", default=0.6, min=0.0, max=5.0, step=0.05,
-                                   tooltip="Cross-norm scale γ; 0 disables the style."),
-                    io.Int.Input("block_m", default=0, min=0, max=63,
-                                 tooltip="Denoiser block (0-based) after which the style is fused, once."),
-                    io.Int.Input("steps", default=20, min=1, max=1000, tooltip="DDIM steps."),
+                                   tooltip="Cross-norm scale γ (paper: 0.6); 0 disables the style."),
+                    io.Int.Input("block_m", default=FUSE_AFTER, min=0, max=62,
+                                 tooltip="Denoiser block after which the style is fused, once, in execution order of "
+                                         "MLD's skip transformer (0-3 input blocks, 4 middle, 5-8 output blocks for 9 layers)."),
+                    io.Int.Input("steps", default=STEPS, min=1, max=1000, tooltip="DDIM steps (MLD: 50)."),
                     io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFF, control_after_generate=True,
                                  tooltip="Seed of the initial noise."),
-                    io.Float.Input("guidance", default=2.5, min=0.0, max=20.0, step=0.1,
-                                   tooltip="Classifier-free text guidance scale."),
-                    io.Int.Input("frames", default=40, min=2, max=1000, tooltip="Length of a generated motion (20 fps)."),
+                    io.Float.Input("guidance", default=GUIDANCE, min=0.0, max=20.0, step=0.1,
+                                   tooltip="Classifier-free text guidance scale (MLD: 7.5; 1 = text without guidance)."),
+                    io.Int.Input("frames", default=60, min=2, max=196,
+                                 tooltip="Length of a generated motion at 20 fps (HumanML3D: up to 196); transfer keeps "
+                                         "the content motion's length."),
                     io.Float.Input("strength", default=0.7, min=0.01, max=1.0, step=0.01,
-                                   tooltip="Style transfer only: how much of the content motion is re-noised."),
+                                   tooltip="Transfer only: how much of the content motion is re-noised (1 = generate anew)."),
                     Motion.Input("content_motion", optional=True,
-                                 tooltip="Connect for motion style transfer (keeps this motion's content and length)."),
-                    io.Conditioning.Input("conditioning", optional=True,
-                                          tooltip="Content text embedding from CLIP; its width must match the model's text space.")],
+                                 tooltip="Connect for motion style transfer (keeps this motion's content and length).")],
             outputs=[Motion.Output(display_name="motion")])
 
     @classmethod
-    def execute(cls, model, style, text, gamma, block_m, steps, seed, guidance, frames, strength, content_motion=None,
-                conditioning=None) -> io.NodeOutput:
-        emb = _embedding(conditioning)
-        emb = model.embed_text(text)[0] if emb is None else emb
-        common = dict(style=style["vector"], gamma=gamma, fuse_after=block_m, steps=steps, seed=seed, progress=_progress(steps))
-        if content_motion is not None:
-            out = model.transfer(content_motion["features"], strength=strength, text_emb=emb[None] if conditioning is not None else None,
-                                 **common)
-        else:
-            out = model.generate(emb[None], frames=frames, guidance=guidance, **common)
+    def execute(cls, model, style, positive, negative, gamma, block_m, steps, seed, guidance, frames, strength,
+                content_motion=None) -> io.NodeOutput:
+        for name, v in (("gamma", gamma), ("guidance", guidance), ("strength", strength)):
+            guards.finite(v, name)
+        text, null = _text(positive, "positive"), _text(negative, "negative")
+        m = _loaded(model)
+        common = dict(style=guards.finite(style["vector"], "style"), gamma=gamma, fuse_after=block_m, steps=steps, seed=seed,
+                      guidance=guidance, progress=_progress(steps))
+        try:
+            if content_motion is not None:
+                out = m.transfer(content_motion["features"], text=text, null_text=null, strength=strength, **common)
+            else:
+                out = m.generate(text, null, frames=frames, **common)
+        except ValueError as e:
+            msg = str(e)
+            name = "positive" if msg.startswith("text") else "block_m" if "block m" in msg else "negative" if msg.startswith("negative") else "style" if msg.startswith("style") else "content_motion"
+            raise guards.NodeInputError(msg if msg.startswith(name) else f"{name}: {msg}") from None
         return io.NodeOutput(_motion(out[0]))
 
 
@@ -211,9 +264,18 @@ class StyleMotifRenderSkeleton(io.ComfyNode):
 
     @classmethod
     def execute(cls, motion, width, height, azimuth, elevation, zoom, follow_root) -> io.NodeOutput:
-        joints = recover_from_ric(motion["features"].double())
-        frames = render_skeleton(joints, width, height, azimuth, elevation, zoom, follow_root)
-        return io.NodeOutput(torch.from_numpy(frames))
+        return io.NodeOutput(torch.from_numpy(_render(motion, width, height, azimuth, elevation, zoom, follow_root)))
+
+
+def _render(motion, width, height, azimuth=30.0, elevation=15.0, zoom=1.0, follow_root=True):
+    for name, v in (("azimuth", azimuth), ("elevation", elevation), ("zoom", zoom)):
+        guards.finite(v, name)
+    joints = recover_from_ric(motion["features"].double())
+    size = joints.shape[0] * width * height * 3 * 4
+    if size > RENDER_BUDGET:
+        raise guards.NodeInputError(f"width/height: {joints.shape[0]} frames at {width}x{height} need {size / 2 ** 30:.1f} GiB "
+                                    f"(limit {RENDER_BUDGET / 2 ** 30:.0f} GiB); render smaller")
+    return render_skeleton(joints, width, height, azimuth, elevation, zoom, follow_root, progress=_progress(joints.shape[0]))
 
 
 class StyleMotifSaveMotion(io.ComfyNode):
@@ -221,8 +283,10 @@ class StyleMotifSaveMotion(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="StyleMotifSaveMotion", display_name="StyleMotif Save Motion", category=CATEGORY, is_output_node=True,
+            description="Save a motion under ComfyUI's output folder and show it as an animated skeleton preview.",
             inputs=[Motion.Input("motion", tooltip="The motion to save."),
-                    io.String.Input("filename_prefix", default="stylemotif/motion", tooltip="Prefix under the output folder."),
+                    io.String.Input("filename_prefix", default="stylemotif/motion",
+                                    tooltip="Prefix under the output folder (relative; no '..')."),
                     io.Combo.Input("format", options=["npy", "bvh", "npy+bvh"], default="npy+bvh",
                                    tooltip="npy: HumanML3D [F, 263] features; bvh: skeleton animation (centimetres).")],
             outputs=[])
@@ -230,6 +294,7 @@ class StyleMotifSaveMotion(io.ComfyNode):
     @classmethod
     def execute(cls, motion, filename_prefix, format) -> io.NodeOutput:
         out_dir = folder_paths.get_output_directory()
+        guards.resolve_under(out_dir, filename_prefix, "filename_prefix")
         full_dir, name, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, out_dir)
         os.makedirs(full_dir, exist_ok=True)
         saved = []
@@ -243,19 +308,20 @@ class StyleMotifSaveMotion(io.ComfyNode):
             fname = f"{name}_{counter:05}_.bvh"
             save_bvh(os.path.join(full_dir, fname), recover_from_ric(motion["features"].double()))
             saved.append(fname)
-        return io.NodeOutput(ui={"motions": [{"filename": f, "subfolder": subfolder, "type": "output"} for f in saved]})
+        preview = f"{name}_{counter:05}_.webp"
+        frames = [Image.fromarray((f * 255).round().astype(np.uint8)) for f in _render(motion, 384, 384)]
+        frames[0].save(os.path.join(full_dir, preview), save_all=True, append_images=frames[1:],
+                       duration=int(1000 / motion.get("fps", FPS)), loop=0, quality=85)
+        files = [{"filename": f, "subfolder": subfolder, "type": "output"} for f in saved]
+        return io.NodeOutput(ui={"images": [{"filename": preview, "subfolder": subfolder, "type": "output"}],
+                                 "animated": (True,), "motions": files})
 
 
-def _find_motion_file(path):
-    if os.path.isabs(path):
-        candidates = [path]
-    else:
-        candidates = [os.path.join(folder_paths.get_input_directory(), path)]
-        candidates += [os.path.join(d, path) for d in folder_paths.get_folder_paths(FOLDER)]
-    for c in candidates:
-        if os.path.isfile(c):
-            return c
-    raise FileNotFoundError(f"file: {path!r} not found in the input folder or models/stylemotif")
+def motion_files():
+    """.npy / .bvh files under ComfyUI's input folder, as relative names (sub-folders included)."""
+    root = folder_paths.get_input_directory()
+    files, _ = folder_paths.recursive_search(root)
+    return sorted(f.replace(os.sep, "/") for f in folder_paths.filter_files_extensions(files, MOTION_EXTENSIONS))
 
 
 class StyleMotifLoadMotion(io.ComfyNode):
@@ -263,23 +329,32 @@ class StyleMotifLoadMotion(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="StyleMotifLoadMotion", display_name="StyleMotif Load Motion", category=CATEGORY,
-            inputs=[io.String.Input("file", default="samples/walk_old.bvh",
-                                    tooltip="A .npy ([F, 263] HumanML3D features or [F, 22, 3] joints) or .bvh with the "
-                                            "22 HumanML3D joint names; relative to the input folder or models/stylemotif.")],
+            inputs=[io.Combo.Input("file", options=motion_files(), upload=io.UploadType.model,
+                                   tooltip="A .npy ([F, 263] HumanML3D features or [F, 22, 3] joints) or .bvh with the 22 "
+                                           "HumanML3D joint names, from ComfyUI's input folder (upload with the button).")],
             outputs=[Motion.Output(display_name="motion")])
 
     @classmethod
+    def fingerprint_inputs(cls, file):
+        path = guards.input_file(file, "file")
+        return f"{path}:{os.path.getmtime(path)}:{os.path.getsize(path)}"
+
+    @classmethod
     def execute(cls, file) -> io.NodeOutput:
-        path = _find_motion_file(file)
-        if path.lower().endswith(".bvh"):
-            joints, _ = load_bvh(path)
-            return io.NodeOutput(_motion(features_from_joints(joints)))
-        if path.lower().endswith(".npy"):
+        if not str(file).lower().endswith(MOTION_EXTENSIONS):
+            raise guards.NodeInputError(f"file: expected a .npy or .bvh file, got {file!r}")
+        path = guards.input_file(file, "file")
+        try:
+            if path.lower().endswith(".bvh"):
+                joints, _ = load_bvh(path)
+                return io.NodeOutput(_motion(features_from_joints(joints)))
             arr = np.load(path, allow_pickle=False)
             if arr.ndim == 3 and arr.shape[1:] == (NUM_JOINTS, 3):
                 return io.NodeOutput(_motion(features_from_joints(arr)))
-            return io.NodeOutput(_motion(check_features(arr, f"file {file}")))
-        raise ValueError(f"file: expected a .npy or .bvh file, got {file!r}")
+            return io.NodeOutput(_motion(check_features(arr, f"file: {file!r}")))
+        except (ValueError, OSError) as e:
+            msg = str(e)
+            raise guards.NodeInputError(msg if msg.startswith("file:") else f"file: {file!r}: {msg}") from None
 
 
 class StyleMotifTrain(io.ComfyNode):
@@ -287,9 +362,12 @@ class StyleMotifTrain(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="StyleMotifTrain", display_name="StyleMotif Train (procedural)", category=CATEGORY, is_output_node=True,
-            description="Train a StyleMotif model on procedural motion (MLD VAE, denoiser, style encoder, alignment) and "
-                        "save it to models/stylemotif. Resumable: stage checkpoints live in models/stylemotif/<name>_ckpt.",
+            description="Train a small StyleMotif model (a small config of the MLD classes) on procedural motion and save it "
+                        "to models/stylemotif. Interrupt and queue again to resume: resume states are kept in "
+                        f"models/stylemotif/<name>.partial/*{RESUME_EXT} (not listed as models) until the model is saved, "
+                        "and a run with other settings is refused while they exist.",
             inputs=[io.String.Input("name", default="stylemotif_procedural", tooltip="Output model name (no extension)."),
+                    io.Boolean.Input("overwrite", default=False, tooltip="Replace an existing model of this name."),
                     io.Int.Input("clips", default=500, min=20, max=100000, tooltip="Number of procedural training clips."),
                     io.Int.Input("vae_steps", default=DEFAULT_STEPS["vae"], min=1, max=10 ** 6, tooltip="MLD VAE steps."),
                     io.Int.Input("denoiser_steps", default=DEFAULT_STEPS["denoiser"], min=1, max=10 ** 6, tooltip="Latent denoiser steps."),
@@ -297,26 +375,46 @@ class StyleMotifTrain(io.ComfyNode):
                                  tooltip="Style encoder steps with the MLD frozen."),
                     io.Int.Input("alignment_steps", default=DEFAULT_STEPS["alignment"], min=1, max=10 ** 6,
                                  tooltip="Alignment head (contrastive) steps."),
-                    io.Int.Input("latent_dim", default=64, min=16, max=1024, step=16, tooltip="Latent / denoiser width D."),
-                    io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFF, tooltip="Seed for data and initialisation.")],
+                    io.Int.Input("latent_dim", default=TOY.latent_dim, min=16, max=1024, step=16, tooltip="Latent / denoiser width D."),
+                    io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFF, tooltip="Seed for data and initialisation."),
+                    io.Clip.Input("clip", optional=True, tooltip="CLIP-L (CLIPLoader): the text space the model learns, so "
+                                  "CLIPTextEncode prompts drive it. Without it the model learns a built-in hash text space "
+                                  "of width 768 (prompts then only fit in width).")],
             outputs=[Model.Output(display_name="model")])
 
     @classmethod
-    def execute(cls, name, clips, vae_steps, denoiser_steps, stylization_steps, alignment_steps, latent_dim, seed) -> io.NodeOutput:
-        if not name.strip() or os.sep in name or "/" in name:
-            raise ValueError(f"name: expected a plain file name, got {name!r}")
-        root = folder_paths.get_folder_paths(FOLDER)[0]
+    def execute(cls, name, overwrite, clips, vae_steps, denoiser_steps, stylization_steps, alignment_steps, latent_dim,
+                seed, clip=None) -> io.NodeOutput:
+        path = guards.new_model_path(FOLDER, name, "name", overwrite=overwrite)
+        partial = path[:-len(".safetensors")] + ".partial"
         steps = {"vae": vae_steps, "denoiser": denoiser_steps, "stylization": stylization_steps, "alignment": alignment_steps}
         total = sum(steps.values())
         bar = comfy.utils.ProgressBar(total)
         offsets = {"vae": 0, "denoiser": vae_steps, "stylization": vae_steps + denoiser_steps,
                    "alignment": vae_steps + denoiser_steps + stylization_steps}
-        config = StyleMotifConfig(latent_dim=latent_dim)
-        with torch.inference_mode(False), torch.enable_grad():  # ComfyUI executes nodes under inference mode
-            model, _ = train_procedural(clips, config, steps, seed, os.path.join(root, f"{name}_ckpt"),
-                                        progress=lambda stage, done, n: bar.update_absolute(offsets[stage] + done, total))
-        model.save(os.path.join(root, f"{name}.safetensors"))
-        return io.NodeOutput(model.to(comfy.model_management.get_torch_device()))
+
+        def progress(stage, done, n):
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            bar.update_absolute(offsets[stage] + done, total)
+        config = dataclasses.replace(TOY, latent_dim=latent_dim)
+        embed = None if clip is None else (lambda texts: _clip_features(clip, texts))
+        try:
+            with torch.inference_mode(False), torch.enable_grad():  # ComfyUI executes nodes under inference mode
+                model, _, _ = train_procedural(clips, config, steps, seed, partial, progress=progress, embed=embed)
+        except ValueError as e:
+            raise guards.NodeInputError(f"name: {e}") from None
+        model.save(path)
+        shutil.rmtree(partial, ignore_errors=True)  # the job is done; its resume states are not needed
+        return io.NodeOutput(_patcher(model))
+
+
+def _clip_features(clip, texts):
+    """[N, C] pooled, projected CLIP text features, as CLIPTextEncode's CONDITIONING carries them."""
+    rows = []
+    for t in texts:
+        _, pooled = clip.encode_from_tokens(clip.tokenize(t), return_pooled=True)
+        rows.append(pooled.reshape(-1).float().cpu())
+    return torch.stack(rows)
 
 
 NODES = [StyleMotifModelLoader, StyleMotifEncodeStyle, StyleMotifStyleFromEmbedding, StyleMotifBlendStyles, StyleMotifStylize,

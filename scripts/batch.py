@@ -1,8 +1,9 @@
 """Run one API-format workflow once per input file, over one or several ComfyUI servers; resumable.
 
     python scripts/batch.py WORKFLOW_API.json INPUT_DIR --map 6.image [--map 9.name] [--set 10.seed=7] \
-        [--set-file 10.image=style.png] [--glob '*.png'] [--server 127.0.0.1:8188 [--server 10.0.0.2:8188 ...] | --servers-file FILE] \
-        [--out batch_output] [--inflight 2] [--max-attempts 3] [--outputs 9,12] \
+        [--set-file 10.image=style.png] [--glob '*.png'] \
+        [--server 127.0.0.1:8188 [--server 10.0.0.2:8188 ...] | --servers-file FILE] [--out batch_output] \
+        [--inflight 2] [--max-attempts 3] [--outputs 9,12] \
         [--retries 3] [--connect-timeout 5] [--request-timeout 60] [--prompt-timeout 3600] [--max-upload-mb 1024]
 
 Items: every file under INPUT_DIR, subfolders included (hidden files and the --out folder left out), whose

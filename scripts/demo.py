@@ -18,6 +18,7 @@ from PIL import Image
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from dreamstyle.dataset_reader import iter_pairs  # noqa: E402
 from scripts import host  # noqa: E402
 from scripts.comfy_client import ComfyClient  # noqa: E402
 from scripts.make_fixtures import ensure_fixtures  # noqa: E402
@@ -163,7 +164,7 @@ def main():
     client = ComfyClient(f"127.0.0.1:{port}", timeout=1800)
     from dreamstyle.synthetic_styles import STYLES
     clip = read_video(os.path.join(BASE, "input", "dreamstyle_input.mp4"))
-    summary, outputs = {}, {}
+    summary, outputs, pair_rows = {}, {}, []
     sheet_rows = [("DreamStyle input clip (held out)", clip),
                   (f"DreamStyle {DEMO_STYLE} (exact target)", STYLES[DEMO_STYLE].apply(clip))]
     try:
@@ -187,6 +188,10 @@ def main():
                     node["inputs"]["cfg"] = 1.0
                 if node["class_type"] == "DreamStyleLongVideo":
                     node["inputs"].update(chunk_frames=5, overlap=1)  # chunks of the toy's trained length
+                if node["class_type"] == "DreamStylePairFilter":  # the tiny CLIP vision is random: keep every pair
+                    node["inputs"].update(min_style=-1.0, min_content=-1.0)
+                if node["class_type"] == "HiCASTDepthMap":
+                    node["inputs"]["resolution"] = 70  # the clip is 64x64
                 if node["class_type"] == "DreamStyleTrainTokenLoRA":
                     node["inputs"].update(rank=4, lr=1e-4, accumulation=1, save_every=0, precision="fp32",
                                           lora_name="demo_" + node["inputs"]["lora_name"])
@@ -211,6 +216,9 @@ def main():
                 if node["class_type"] == "DreamStyleSavePair" and os.path.isdir(folder):
                     shutil.copytree(folder, os.path.join(dest, os.path.basename(folder)), dirs_exist_ok=True)
                     files.append(os.path.join(name, os.path.basename(folder)) + "/")
+                    for pair in iter_pairs(folder):  # the pairs on the sheet: raw, stylized, control
+                        pair_rows += [(f"pair {pair.id}: {kind}", load()) for kind, load in (
+                            ("raw", pair.load_raw), ("stylized", pair.load_stylized), ("control", pair.load_control))]
             renders = sorted(p for p in outputs.get(name, []) if p.endswith(".png") and name.startswith("stylemotif_"))
             if renders:
                 animated_webp(np.concatenate([still(p) for p in renders]), os.path.join(OUT, f"{name}.webp"))
@@ -220,6 +228,8 @@ def main():
         host.stop(BASE)
     if len(sheet_rows) > 1:
         contact_sheet(sheet_rows, os.path.join(OUT, "dreamstyle_overview.png"))
+    if pair_rows:  # dreamstyle_build_pairs: each pair's raw and stylized video under the same control
+        contact_sheet(pair_rows, os.path.join(OUT, "dreamstyle_pairs.png"))
     family = family_rows(outputs, os.path.join(BASE, "input"))
     if family:
         contact_sheet(sheet_rows + family, os.path.join(OUT, "overview.png"))

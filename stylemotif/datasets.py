@@ -57,7 +57,7 @@ def _windows(motion_dir, text_dir, ids, window, labels):
         path = os.path.join(motion_dir, i + ".npy")
         if not os.path.exists(path):
             continue
-        x = check_features(np.load(path), path)
+        x = check_features(np.load(path, allow_pickle=False), path)
         captions = _read_captions(os.path.join(text_dir, i + ".txt")) if os.path.exists(os.path.join(text_dir, i + ".txt")) else [""]
         for start in range(0, x.shape[0] - window + 1, window):
             feats.append(x[start:start + window])

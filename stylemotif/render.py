@@ -27,8 +27,9 @@ def _camera(azimuth, elevation):
 
 
 def render_skeleton(joints, width=256, height=256, azimuth=30.0, elevation=15.0, zoom=1.0, follow_root=True,
-                    line_width=3, background=(1.0, 1.0, 1.0), grid=True):
-    """Render every frame; returns float32 [F, height, width, 3] in 0..1."""
+                    line_width=3, background=(1.0, 1.0, 1.0), grid=True, progress=None):
+    """Render every frame; returns float32 [F, height, width, 3] in 0..1. progress(done, total) after
+    each frame (it may raise to stop)."""
     p = check_joints(joints, min_frames=1).numpy()
     if width < 16 or height < 16:
         raise ValueError(f"render size: expected width and height >= 16, got {width}x{height}")
@@ -66,4 +67,6 @@ def render_skeleton(joints, width=256, height=256, azimuth=30.0, elevation=15.0,
         for x, y, _ in uv:
             draw.ellipse([x - r, y - r, x + r, y + r], fill=(30, 30, 30))
         frames.append(np.asarray(img, dtype=np.float32) / 255.0)
+        if progress is not None:
+            progress(f + 1, p.shape[0])
     return np.stack(frames)

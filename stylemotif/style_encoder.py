@@ -1,21 +1,14 @@
 """The style encoder: MLD's VAE encoder, pretrained as a VAE on content then style motion (paper
 Sec. 3.2), decoder discarded. Its feature F_s is the posterior mean averaged over latent tokens."""
-from torch import nn
-
 from .mld_vae import MotionEncoder, MotionVAE
 
 
-class StyleEncoder(nn.Module):
-    def __init__(self, latent_dim=64, latent_tokens=1, layers=2, heads=4, ff_dim=128):
-        super().__init__()
-        self.encoder = MotionEncoder(latent_dim, latent_tokens, layers, heads, ff_dim)
-
+class StyleEncoder(MotionEncoder):
     def init_from_vae(self, vae: MotionVAE):
-        """Start from a pretrained VAE encoder (same config)."""
-        self.encoder.load_state_dict(vae.encoder.state_dict())
+        """Start from a pretrained VAE's encoder half (same config)."""
+        self.load_state_dict(vae.encoder_state_dict())
         return self
 
-    def forward(self, x):
+    def forward(self, x, lengths=None):
         """Style features F_s [B, D] of normalised motion features x [B, F, 263]."""
-        mu, _ = self.encoder(x)
-        return mu.mean(1)
+        return self.posterior(x, lengths)[0].mean(1)

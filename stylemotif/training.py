@@ -1,43 +1,95 @@
 """Training loops: MLD VAE, latent denoiser, style encoder (VAE pretraining, then stylization with
-the MLD frozen), alignment head and the evaluation classifier. Every loop is resumable: a checkpoint
-(modules, optimizer, sampling RNG, step, losses) is written atomically every `ckpt_every` steps, and
-a run started with the same checkpoint path continues where it stopped, with the same result as an
-uninterrupted run.
+the MLD frozen), alignment head and the evaluation classifier. Every loop is resumable: a resume
+state (module tensors, AdamW moments, the sampling RNG, step, losses; safetensors + JSON metadata,
+never pickle) is written atomically every `ckpt_every` steps, and a run started with the same path
+and the same job continues where it stopped, with the same result as an uninterrupted run. A state
+written by a different job (data, seed, lr, step count, model config) is refused, naming the setting.
 """
 import copy
+import dataclasses
+import hashlib
+import json
 import os
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from .alignment import symmetric_contrastive_loss
 from .humanml3d import Normalizer
 from .sampling import TRAIN_TIMESTEPS, make_scheduler
 
+RESUME_EXT = ".resume"  # resume states: safetensors content, an extension no model folder lists
 
-def save_checkpoint(path, state):
-    """torch.save to a temp file in the same folder, then os.replace: a reader never sees half a file."""
+
+class ResumeMismatch(ValueError):
+    """A resume state that belongs to another job."""
+
+
+def fingerprint(data):
+    """sha256 (16 hex) of a motion set: features, captions and labels."""
+    h = hashlib.sha256(data.features.detach().cpu().float().contiguous().numpy().tobytes())
+    h.update(json.dumps([data.captions, data.content, data.style]).encode())
+    return h.hexdigest()[:16]
+
+
+def save_resume(path, modules, opt, gen, step, losses, job):
+    """Write the state with a temp file in the same folder, then os.replace: a reader never sees half a file."""
+    tensors = {f"module.{n}.{k}": v.detach().cpu().contiguous() for n, m in modules.items() for k, v in m.state_dict().items()}
+    for i, st in opt.state_dict()["state"].items():
+        tensors.update({f"adam.{i}.{k}": torch.as_tensor(v).detach().cpu().contiguous() for k, v in st.items()})
+    tensors["rng"] = gen.get_state()
+    tensors["torch_rng"] = torch.get_rng_state()  # dropout draws from torch's default generator
+    if torch.cuda.is_available():
+        tensors["cuda_rng"] = torch.cuda.get_rng_state()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(state, tmp)
+    save_file(tensors, tmp, metadata={"format": "stylemotif-resume/1", "step": str(step), "losses": json.dumps(losses),
+                                      "job": json.dumps(job, sort_keys=True)})
     os.replace(tmp, path)
 
 
-def run_loop(modules, loss_fn, steps, lr=1e-3, seed=0, ckpt_path=None, ckpt_every=100, progress=None):
+def load_resume(path, modules, opt, gen, job):
+    """(step, losses) after restoring modules, AdamW state and RNG from `path`; refuses another job's state."""
+    with safe_open(path, framework="pt") as f:
+        meta = f.metadata() or {}
+        if meta.get("format") != "stylemotif-resume/1":
+            raise ResumeMismatch(f"{os.path.basename(path)}: not a StyleMotif resume state")
+        theirs = json.loads(meta["job"])
+        for key in sorted(set(job) | set(theirs)):
+            if theirs.get(key) != job.get(key):
+                raise ResumeMismatch(f"resume: {os.path.basename(path)} belongs to another job: {key} was {theirs.get(key)!r}, "
+                                     f"now {job.get(key)!r} (use the same setting, a new name, or delete the resume state)")
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    for n, m in modules.items():
+        m.load_state_dict({k[len(f"module.{n}."):]: v for k, v in tensors.items() if k.startswith(f"module.{n}.")})
+    state = {}
+    for k, v in tensors.items():
+        if k.startswith("adam."):
+            _, i, name = k.split(".", 2)
+            state.setdefault(int(i), {})[name] = v
+    opt.load_state_dict({"state": state, "param_groups": opt.state_dict()["param_groups"]})
+    gen.set_state(tensors["rng"])
+    torch.set_rng_state(tensors["torch_rng"])
+    if "cuda_rng" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["cuda_rng"])
+    return int(meta["step"]), json.loads(meta["losses"])
+
+
+def run_loop(modules, loss_fn, steps, lr=1e-3, seed=0, ckpt_path=None, ckpt_every=100, progress=None, job=None):
     """Minimise loss_fn(generator) over the parameters of `modules` (a dict name -> nn.Module).
 
+    job: what identifies the run beyond (steps, lr, seed), e.g. data fingerprint and config; a resume
+    state of another job is refused. progress(done, steps) runs after each step and may raise to stop (the state is saved first).
     Returns the list of losses of all steps so far (including those before a resume).
     """
+    job = {**(job or {}), "steps": steps, "lr": lr, "seed": seed, "modules": sorted(modules)}
     params = [p for m in modules.values() for p in m.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(seed)
     start, losses = 0, []
     if ckpt_path and os.path.exists(ckpt_path):
-        state = torch.load(ckpt_path, weights_only=False)
-        for name, m in modules.items():
-            m.load_state_dict(state["modules"][name])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["rng"])
-        start, losses = state["step"], list(state["losses"])
+        start, losses = load_resume(ckpt_path, modules, opt, gen, job)
     for m in modules.values():
         m.train()
     for step in range(start, steps):
@@ -48,10 +100,14 @@ def run_loop(modules, loss_fn, steps, lr=1e-3, seed=0, ckpt_path=None, ckpt_ever
         losses.append(loss.item())
         done = step + 1
         if ckpt_path and (done % ckpt_every == 0 or done == steps):
-            save_checkpoint(ckpt_path, {"step": done, "losses": losses, "rng": gen.get_state(), "optimizer": opt.state_dict(),
-                                        "modules": {n: m.state_dict() for n, m in modules.items()}})
+            save_resume(ckpt_path, modules, opt, gen, done, losses, job)
         if progress is not None:
-            progress(done, steps)
+            try:
+                progress(done, steps)
+            except BaseException:  # interrupted: keep the work done so far
+                if ckpt_path and done % ckpt_every and done != steps:
+                    save_resume(ckpt_path, modules, opt, gen, done, losses, job)
+                raise
     for m in modules.values():
         m.eval()
     return losses
@@ -78,53 +134,78 @@ def fit_normalizer(model, data):
     model.set_normalizer(Normalizer.fit(list(data.features)))
 
 
-def train_vae(model, data, steps, batch=32, lr=1e-3, kl_weight=1e-4, seed=0, ckpt_path=None, progress=None, vae=None):
-    """MLD VAE on normalised features (stage 1 of the style encoder pretraining uses the same loss)."""
+def job_of(model, data, stage):
+    return {"stage": stage, "data": fingerprint(data), "config": json.dumps(dataclasses.asdict(model.config), sort_keys=True)}
+
+
+def train_vae(model, data, steps, batch=32, lr=1e-4, kl_weight=1e-4, seed=0, ckpt_path=None, progress=None, vae=None,
+              stage="vae"):
+    """MLD's VAE stage on normalised features: reconstruction + 1e-4 KL (LAMBDA_KL), AdamW 1e-4."""
     vae = vae or model.vae
     _trainable(vae)
     x_all = model.normalize(data.features)
 
     def loss_fn(gen):
         return vae.loss(x_all[_batch(len(data), batch, gen)], kl_weight, gen)
-    return run_loop({"vae": vae}, loss_fn, steps, lr, seed, ckpt_path, progress=progress)
+    return run_loop({"vae": vae}, loss_fn, steps, lr, seed, ckpt_path, progress=progress, job=job_of(model, data, stage))
 
 
-def _captions(model, data, idx, gen, drop=0.0):
-    texts = [data.captions[i][int(torch.randint(0, len(data.captions[i]), (1,), generator=gen))] for i in idx.tolist()]
-    emb = model.embed_text(texts)
-    if drop > 0:
-        keep = (torch.rand(len(texts), generator=gen) >= drop).float()[:, None].to(emb)
-        emb = emb * keep  # the null (zero) text for classifier-free guidance
-    return emb
+class TextFeatures:
+    """Frozen text features for a motion set's captions: embed(list of str) -> [N, C], computed once
+    per distinct caption; the empty prompt "" is the unconditional text (MLD's classifier-free drop)."""
+
+    def __init__(self, embed, data):
+        texts = sorted({t for caps in data.captions for t in caps} | {""})
+        feats = torch.as_tensor(embed(texts), dtype=torch.float32).reshape(len(texts), -1)
+        if not torch.isfinite(feats).all():
+            raise ValueError("text features: the text encoder returned NaN/inf")
+        self.index = {t: i for i, t in enumerate(texts)}
+        self.feats = feats
+        self.captions = data.captions
+
+    def batch(self, idx, gen, drop=0.0):
+        """[B, 1, C] features of one random caption per clip; a fraction `drop` replaced by the empty prompt's."""
+        rows = [self.index[self.captions[i][int(torch.randint(0, len(self.captions[i]), (1,), generator=gen))]]
+                for i in idx.tolist()]
+        if drop > 0:
+            keep = torch.rand(len(rows), generator=gen) >= drop
+            rows = [r if k else self.index[""] for r, k in zip(rows, keep.tolist())]
+        return self.feats[rows][:, None]
 
 
-def _diffusion_loss(model, z0, text, gen, style=None, gamma=0.6, fuse_after=1):
-    """||z0 - f_theta(sqrt(a_t) z0 + sqrt(1 - a_t) eps, t, text[, style])||^2 (z_0 prediction)."""
-    sched = make_scheduler()
+def _diffusion_loss(model, z0, text, gen, style=None, gamma=0.6, fuse_after=0):
+    """MLD's diffusion loss: ||target - f(sqrt(a_t) z0 + sqrt(1 - a_t) eps, t, text[, style])||^2,
+    target eps (prediction epsilon) or z0 (prediction sample)."""
+    sched = make_scheduler(model.config.prediction)
     t = torch.randint(0, TRAIN_TIMESTEPS, (z0.shape[0],), generator=gen)
     noise = torch.randn(z0.shape, generator=gen).to(z0)
     z_t = sched.add_noise(z0, noise, t)
-    return ((model.denoiser(z_t, t.to(z0.device), text, style, gamma, fuse_after) - z0) ** 2).mean()
+    target = noise if model.config.prediction == "epsilon" else z0
+    return ((model.denoiser(z_t, t.to(z0.device), text.to(z0), style, gamma, fuse_after) - target) ** 2).mean()
 
 
-def train_denoiser(model, data, steps, batch=32, lr=1e-3, text_drop=0.1, seed=0, ckpt_path=None, progress=None):
-    """Text-conditioned latent diffusion on the frozen VAE's posterior means."""
+def train_denoiser(model, data, steps, embed, batch=32, lr=1e-4, text_drop=0.1, seed=0, ckpt_path=None, progress=None):
+    """Text-conditioned latent diffusion on the frozen VAE's posterior means (MLD's diffusion stage:
+    captions dropped to the empty prompt with probability guidance_uncondp 0.1)."""
     _frozen(model.vae)
     _trainable(model.denoiser)
     with torch.no_grad():
         z_all = model.vae.encode(model.normalize(data.features))[1]
+    text = TextFeatures(embed, data)
 
     def loss_fn(gen):
         idx = _batch(len(data), batch, gen)
-        return _diffusion_loss(model, z_all[idx], _captions(model, data, idx, gen, text_drop), gen)
-    return run_loop({"denoiser": model.denoiser}, loss_fn, steps, lr, seed, ckpt_path, progress=progress)
+        return _diffusion_loss(model, z_all[idx], text.batch(idx, gen, text_drop), gen)
+    return run_loop({"denoiser": model.denoiser}, loss_fn, steps, lr, seed, ckpt_path, progress=progress,
+                    job=job_of(model, data, "denoiser"))
 
 
-def pretrain_style_encoder(model, style_data, steps, batch=32, lr=1e-3, seed=0, ckpt_path=None, progress=None):
+def pretrain_style_encoder(model, style_data, steps, batch=32, lr=1e-4, seed=0, ckpt_path=None, progress=None):
     """Paper Sec. 3.2: start from the content-pretrained MLD VAE, fine-tune a copy as a VAE on style
     motion, keep its encoder as the style encoder (the decoder copy is discarded)."""
     vae = copy.deepcopy(model.vae)
-    losses = train_vae(model, style_data, steps, batch, lr, seed=seed, ckpt_path=ckpt_path, progress=progress, vae=vae)
+    losses = train_vae(model, style_data, steps, batch, lr, seed=seed, ckpt_path=ckpt_path, progress=progress, vae=vae,
+                       stage="style_pretrain")
     model.style_encoder.init_from_vae(vae)
     return losses
 
@@ -142,8 +223,8 @@ def _partners(pools, idx, gen):
     return torch.stack([pools[i][torch.randint(0, len(pools[i]), (1,), generator=gen)][0] for i in idx.tolist()])
 
 
-def train_stylization(model, style_data, steps, batch=32, lr=5e-3, gamma=None, fuse_after=None, text_drop=0.1, seed=0,
-                      ckpt_path=None, progress=None):
+def train_stylization(model, style_data, steps, embed, batch=32, lr=1e-5, gamma=None, fuse_after=None, text_drop=0.1,
+                      seed=0, ckpt_path=None, progress=None):
     """Only the style encoder learns (MLD frozen): diffusion loss on a style clip's latent, with the
     style feature of another clip of the same style fused by cross-norm after block m."""
     gamma = model.config.gamma if gamma is None else gamma
@@ -155,12 +236,14 @@ def train_stylization(model, style_data, steps, batch=32, lr=5e-3, gamma=None, f
         z_all = model.vae.encode(x_all)[1]
 
     pools = _style_pools(style_data.style)
+    text = TextFeatures(embed, style_data)
 
     def loss_fn(gen):
         idx = _batch(len(style_data), batch, gen)
         style = model.style_encoder(x_all[_partners(pools, idx, gen)])
-        return _diffusion_loss(model, z_all[idx], _captions(model, style_data, idx, gen, text_drop), gen, style, gamma, fuse_after)
-    return run_loop({"style_encoder": model.style_encoder}, loss_fn, steps, lr, seed, ckpt_path, progress=progress)
+        return _diffusion_loss(model, z_all[idx], text.batch(idx, gen, text_drop), gen, style, gamma, fuse_after)
+    job = {**job_of(model, style_data, "stylization"), "gamma": gamma, "fuse_after": fuse_after}
+    return run_loop({"style_encoder": model.style_encoder}, loss_fn, steps, lr, seed, ckpt_path, progress=progress, job=job)
 
 
 def style_bank_from(model, data):
@@ -182,13 +265,14 @@ def train_alignment(model, style_data, texts_by_style, embed, steps, lr=1e-2, ta
     missing = [lab for lab in labels if not clips[lab]]
     if missing:
         raise ValueError(f"alignment: no style motion for the described styles {missing}")
-    text_emb = {lab: embed(list(texts_by_style[lab])).to(model.device) for lab in labels}
+    text_emb = {lab: torch.as_tensor(embed(list(texts_by_style[lab])), dtype=torch.float32).to(model.mean.device) for lab in labels}
 
     def loss_fn(gen):
         t = torch.stack([text_emb[lab][torch.randint(0, len(text_emb[lab]), (1,), generator=gen)][0] for lab in labels])
         s = torch.stack([feats[clips[lab][int(torch.randint(0, len(clips[lab]), (1,), generator=gen))]] for lab in labels])
         return symmetric_contrastive_loss(model.align(t), s, tau)
-    losses = run_loop({"align": model.align}, loss_fn, steps, lr, seed, ckpt_path, progress=progress)
+    losses = run_loop({"align": model.align}, loss_fn, steps, lr, seed, ckpt_path, progress=progress,
+                      job=job_of(model, style_data, "alignment"))
     model.set_bank(*style_bank_from(model, style_data))
     return losses
 
@@ -203,4 +287,5 @@ def train_classifier(classifier, normalizer, data, content_names, style_names, s
         idx = _batch(len(data), batch, gen)
         c, s = classifier(x_all[idx])
         return torch.nn.functional.cross_entropy(c, c_all[idx]) + torch.nn.functional.cross_entropy(s, s_all[idx])
-    return run_loop({"classifier": classifier}, loss_fn, steps, lr, seed, ckpt_path, progress=progress)
+    return run_loop({"classifier": classifier}, loss_fn, steps, lr, seed, ckpt_path, progress=progress,
+                    job={"stage": "classifier", "data": fingerprint(data)})

@@ -134,3 +134,12 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def stylemotif_samples(server, tiny_models):
+    """The fixture's sample motions in the server's input/samples/ (StyleMotifLoadMotion reads input/ only)."""
+    import shutil
+    shutil.copytree(os.path.join(tiny_models, "stylemotif", "samples"), os.path.join(server.input_dir, "samples"),
+                    dirs_exist_ok=True)
+    return os.path.join(server.input_dir, "samples")

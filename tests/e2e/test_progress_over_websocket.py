@@ -28,7 +28,7 @@ PAIR_NODES = {"HiCASTDepthMap", "HiCASTPoseMap", "DreamStylePairFilter", "DreamS
 
 
 @pytest.fixture(scope="module")
-def inputs(server):
+def inputs(server, stylemotif_samples):
     write_video(os.path.join(server.input_dir, "progress_clip.mp4"), moving_shapes(13, 40, 56))
     rng = np.random.default_rng(0)
     for name, size in (("progress_style.png", 32), ("progress_content.png", 64)):

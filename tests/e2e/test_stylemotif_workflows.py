@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scripts.tiny_workflow import tiny_files
+from scripts.tiny_workflow import tiny_workflow
 from stylemotif.bvh import load_bvh
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -17,20 +17,21 @@ NAMES = ("stylemotif_text_style_motion.json", "stylemotif_style_transfer.json", 
          "stylemotif_train.json")
 
 
-def load(name):
-    """The API workflow with its model file swapped for the tiny fixture (scripts/tiny_workflow.py)."""
+def load(name, tiny=True):
+    """The API workflow; tiny: with the tiny fixtures (model file, CLIP-L loader) and 10 sampling steps."""
     with open(os.path.join(ROOT, "workflows", "api", name)) as f:
-        return tiny_files(json.load(f))
+        api = json.load(f)
+    return tiny_workflow(api, steps=10) if tiny else api
 
 
 def out_path(server, f):
     return os.path.join(server.output_dir, f[1], f[2])
 
 
-@pytest.mark.parametrize("name, frames, formats", [("stylemotif_text_style_motion.json", 40, {".npy", ".bvh", ".png"}),
-                                                   ("stylemotif_style_transfer.json", 40, {".npy", ".bvh", ".png"}),
-                                                   ("stylemotif_text_style_blend.json", 40, {".bvh", ".png"})])
-def test_workflow_writes_motion_and_preview(server, name, frames, formats):
+@pytest.mark.parametrize("name, frames, formats", [("stylemotif_text_style_motion.json", 40, {".npy", ".bvh", ".png", ".webp"}),
+                                                   ("stylemotif_style_transfer.json", 40, {".npy", ".bvh", ".png", ".webp"}),
+                                                   ("stylemotif_text_style_blend.json", 40, {".bvh", ".png", ".webp"})])
+def test_workflow_writes_motion_and_preview(server, stylemotif_samples, name, frames, formats):
     result = server.run(load(name))
     assert result.ok, result.describe_error()
     prefix = name[:-5]
@@ -56,14 +57,15 @@ def test_train_workflow_trains_saves_and_stylizes(server):
         result = server.run(load("stylemotif_train.json"))
         assert result.ok, result.describe_error()
         assert os.path.exists(os.path.join(models, "stylemotif_quick.safetensors"))
-        npy = [out_path(server, f) for f in result.files if f[2].startswith("stylemotif_train")]
+        npy = [out_path(server, f) for f in result.files if f[2].startswith("stylemotif_train") and f[2].endswith(".npy")]
         assert len(npy) == 1 and np.load(npy[0]).shape == (40, 263)
+        assert not glob.glob(os.path.join(models, "stylemotif_quick.partial"))  # resume states go once the model is saved
     finally:
         for p in glob.glob(os.path.join(models, "stylemotif_quick*")):
             shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
 
 
-def test_bad_motion_input_is_reported_and_server_keeps_serving(server):
+def test_bad_motion_input_is_reported_and_server_keeps_serving(server, stylemotif_samples):
     arr = np.zeros((12, 263), np.float32)
     arr[3, 5] = np.nan
     np.save(os.path.join(server.input_dir, "stylemotif_nan.npy"), arr)
@@ -77,7 +79,8 @@ def test_bad_motion_input_is_reported_and_server_keeps_serving(server):
                 "2": {"class_type": "StyleMotifSaveMotion", "inputs": {"motion": ["1", 0], "filename_prefix": "stylemotif_bad",
                                                                        "format": "npy"}}}
     for file, message in (("stylemotif_nan.npy", "NaN"), ("stylemotif_wide.npy", "[frames, 263]"),
-                          ("stylemotif_unknown.bvh", "unknown BVH joints ['LeftLeg']")):
+                          ("stylemotif_unknown.bvh", "unknown BVH joints ['LeftLeg']"), ("../models/stylemotif/samples/walk_old.bvh", "file"),
+                          (os.path.join(server.input_dir, "stylemotif_wide.npy"), "file")):
         result = server.run(graph(file))
         assert not result.ok
         assert message in result.describe_error(), result.describe_error()
@@ -89,7 +92,7 @@ def test_ui_workflows_match_their_api_twins():
     for name in NAMES:
         with open(os.path.join(ROOT, "workflows", name)) as f:
             ui = json.load(f)
-        api = load(name)
+        api = load(name, tiny=False)
         graph_nodes = [n for n in ui["nodes"] if n["type"] != "MarkdownNote"]  # the frontend-only note
         assert {str(n["id"]): n["type"] for n in graph_nodes} == {k: v["class_type"] for k, v in api.items()}
         nodes = {n["id"]: n for n in ui["nodes"]}

@@ -1,11 +1,13 @@
-"""StyleMotif nodes inside the real ComfyUI (in process, CPU), called through execute()."""
+"""StyleMotif nodes inside the real ComfyUI (in process, CPU), called through execute(); text comes
+from the tiny CLIP-L fixture (ComfyUI's own SD1 CLIP classes, width 768) through the stock CLIPTextEncode."""
 import importlib
 import os
+import shutil
 
 import numpy as np
 import pytest
 import torch
-
+from PIL import Image
 
 
 @pytest.fixture(scope="module")
@@ -15,12 +17,34 @@ def sm(unistyle, tiny_models):
     return importlib.import_module("unistyle_pack.nodes.stylemotif")
 
 
+@pytest.fixture
+def dirs(tiny_models, tmp_path, monkeypatch):
+    """ComfyUI's input/ (with the sample motions) and output/ in tmp_path."""
+    import folder_paths
+    inp, out = tmp_path / "input", tmp_path / "output"
+    shutil.copytree(os.path.join(tiny_models, "stylemotif", "samples"), inp / "samples")
+    out.mkdir()
+    monkeypatch.setattr(folder_paths, "get_input_directory", lambda: str(inp))
+    monkeypatch.setattr(folder_paths, "get_output_directory", lambda: str(out))
+    return inp, out
+
+
 @pytest.fixture(scope="module")
 def model(sm):
     return sm.StyleMotifModelLoader.execute("tiny_stylemotif.safetensors").result[0]
 
 
-def test_node_ids_and_tooltips(sm):
+@pytest.fixture(scope="module")
+def cond(test_nodes):
+    import nodes
+    clip = test_nodes.TinyCLIPLoader.execute(clip_name="tiny_clip_l.safetensors").result[0]
+
+    def encode(text):
+        return nodes.CLIPTextEncode().encode(clip, text)[0]
+    return encode
+
+
+def test_node_ids_tooltips_and_motion_upload_list(sm, dirs):
     ids = [n.define_schema().node_id for n in sm.NODES]
     for want in ("StyleMotifModelLoader", "StyleMotifEncodeStyle", "StyleMotifStyleFromEmbedding", "StyleMotifBlendStyles",
                  "StyleMotifStylize", "StyleMotifRenderSkeleton", "StyleMotifSaveMotion", "StyleMotifLoadMotion", "StyleMotifTrain"):
@@ -30,75 +54,145 @@ def test_node_ids_and_tooltips(sm):
         assert schema.category == "UniStyle/StyleMotif"
         assert all(i.tooltip for i in schema.inputs), schema.node_id
     assert "tiny_stylemotif.safetensors" in sm.StyleMotifModelLoader.define_schema().inputs[0].options
+    (dirs[0] / "notes.txt").write_text("x")
+    file_input = sm.StyleMotifLoadMotion.define_schema().inputs[0]
+    assert file_input.options == ["samples/run_happy.bvh", "samples/walk_neutral.npy", "samples/walk_old.bvh"]
+    assert file_input.as_dict().get("file_upload") is True  # the upload button, like LoadImage's
 
 
-def test_load_encode_stylize_render_save(sm, model, tmp_path, monkeypatch):
-    import folder_paths
+def test_conditioning_is_clip_l_pooled_768(cond):
+    c = cond("a person walks forward")
+    pooled = c[0][1]["pooled_output"]
+    assert pooled.shape == (1, 768) and not torch.allclose(pooled, cond("")[0][1]["pooled_output"])
+
+
+def test_load_encode_stylize_render_save(sm, model, cond, dirs):
+    import comfy.model_management
     walk_old = sm.StyleMotifLoadMotion.execute("samples/walk_old.bvh").result[0]
     walk_neutral = sm.StyleMotifLoadMotion.execute("samples/walk_neutral.npy").result[0]
     assert walk_old["features"].shape == (40, 263)
     style = sm.StyleMotifEncodeStyle.execute(model, walk_old).result[0]
     assert style["vector"].shape == (64,)
-    args = dict(text="a person walks forward", block_m=0, steps=4, seed=3, guidance=2.5, frames=24, strength=0.7)
-    plain = sm.StyleMotifStylize.execute(model, style, gamma=0.0, **args).result[0]
-    styled = sm.StyleMotifStylize.execute(model, style, gamma=0.6, **args).result[0]
+    assert any(m.model is model for m in comfy.model_management.current_loaded_models)  # the memory manager holds it
+    args = dict(positive=cond("a person walks forward"), negative=cond(""), block_m=0, steps=4, seed=3, frames=24, strength=0.7)
+    plain = sm.StyleMotifStylize.execute(model, style, gamma=0.0, guidance=2.5, **args).result[0]
+    styled = sm.StyleMotifStylize.execute(model, style, gamma=0.6, guidance=2.5, **args).result[0]
     assert plain["features"].shape == styled["features"].shape == (24, 263)
     assert not torch.allclose(plain["features"], styled["features"])
-    transferred = sm.StyleMotifStylize.execute(model, style, gamma=0.6, content_motion=walk_neutral, **args).result[0]
-    assert transferred["features"].shape == (40, 263)
+    transfer = {**args, "gamma": 0.6, "content_motion": walk_neutral}
+    guided = sm.StyleMotifStylize.execute(model, style, guidance=2.5, **transfer).result[0]
+    unguided = sm.StyleMotifStylize.execute(model, style, guidance=1.0, **transfer).result[0]
+    other_text = sm.StyleMotifStylize.execute(model, style, guidance=2.5, **{**transfer, "positive": cond("a person jumps")}).result[0]
+    assert guided["features"].shape == (40, 263)
+    assert not torch.allclose(guided["features"], unguided["features"])  # guidance acts in transfer
+    assert not torch.allclose(guided["features"], other_text["features"])  # and so does the text
 
     images = sm.StyleMotifRenderSkeleton.execute(styled, 64, 48, 30.0, 15.0, 1.0, True).result[0]
     assert images.shape == (24, 48, 64, 3) and images.dtype == torch.float32
     assert 0 <= images.min() and images.max() <= 1 and images.std() > 0.01
 
-    monkeypatch.setattr(folder_paths, "get_output_directory", lambda: str(tmp_path))
     out = sm.StyleMotifSaveMotion.execute(styled, "sm/test", "npy+bvh")
     files = out.ui["motions"]
     assert [os.path.splitext(f["filename"])[1] for f in files] == [".npy", ".bvh"]
-    npy = os.path.join(tmp_path, files[0]["subfolder"], files[0]["filename"])
+    npy = os.path.join(dirs[1], files[0]["subfolder"], files[0]["filename"])
     assert np.allclose(np.load(npy), styled["features"].numpy())
-    back = sm.StyleMotifLoadMotion.execute(os.path.join(tmp_path, files[1]["subfolder"], files[1]["filename"])).result[0]
+    preview = out.ui["images"][0]
+    webp = Image.open(os.path.join(dirs[1], preview["subfolder"], preview["filename"]))
+    assert webp.size == (384, 384) and webp.n_frames == 24 and out.ui["animated"] == (True,)
+    shutil.copy(os.path.join(dirs[1], files[1]["subfolder"], files[1]["filename"]), dirs[0] / "back.bvh")
+    back = sm.StyleMotifLoadMotion.execute("back.bvh").result[0]
     assert back["features"].shape == (23, 263)  # F joint frames -> F-1 feature frames
 
 
-def test_style_from_text_conditioning_and_blend(sm, model):
-    old, matches = sm.StyleMotifStyleFromEmbedding.execute(model, "like an elderly person", 1, 0.1).result
-    assert matches.startswith(tuple(model.bank_labels)) and old["vector"].shape == (64,)
-    cond = [[torch.zeros(1, 3, 64), {"pooled_output": model.embed_text("happy").cpu()}]]
-    happy, _ = sm.StyleMotifStyleFromEmbedding.execute(model, "", 2, 0.1, conditioning=cond).result
+def test_style_from_text_and_image_and_blend(sm, model, cond):
+    import comfy.clip_vision
+    old, matches = sm.StyleMotifStyleFromEmbedding.execute(model, 1, 0.1, conditioning=cond("like an elderly person")).result
+    assert matches.startswith(tuple(model.model.bank_labels)) and old["vector"].shape == (64,)
+    happy, _ = sm.StyleMotifStyleFromEmbedding.execute(model, 2, 0.1, conditioning=cond("happy")).result
     mix = sm.StyleMotifBlendStyles.execute(old, 0.25, happy, 0.75).result[0]
     assert torch.allclose(mix["vector"], 0.25 * old["vector"] + 0.75 * happy["vector"], atol=1e-6)
-    bad = [[torch.zeros(1, 3, 32), {"pooled_output": torch.zeros(1, 32)}]]
-    with pytest.raises(ValueError, match="expected width 64"):
-        sm.StyleMotifStyleFromEmbedding.execute(model, "", 1, 0.1, conditioning=bad)
+    image = comfy.clip_vision.Output()
+    image["image_embeds"] = torch.randn(1, 768)
+    from_image, _ = sm.StyleMotifStyleFromEmbedding.execute(model, 1, 0.1, clip_vision_output=image).result
+    assert from_image["vector"].shape == (64,)
+    image["image_embeds"] = torch.randn(1, 1024)  # ViT-H: not the space this model was aligned to
+    with pytest.raises(ValueError, match="clip_vision_output: .*expected width 768"):
+        sm.StyleMotifStyleFromEmbedding.execute(model, 1, 0.1, clip_vision_output=image)
+    with pytest.raises(ValueError, match="temperature"):
+        sm.StyleMotifStyleFromEmbedding.execute(model, 1, float("nan"), conditioning=cond("happy"))
 
 
-def test_bad_motion_files_get_clear_errors(sm, tmp_path):
-    wide = tmp_path / "wide.npy"
-    np.save(wide, np.zeros((10, 250), np.float32))
-    with pytest.raises(ValueError, match=r"\[frames, 263\].*\(10, 250\)"):
-        sm.StyleMotifLoadMotion.execute(str(wide))
-    nan = tmp_path / "nan.npy"
+def test_hostile_and_careless_inputs_get_errors_naming_the_input(sm, model, cond, dirs, tmp_path):
+    inp, out = dirs
+    style = {"vector": torch.zeros(64), "source": "x"}
+    args = dict(positive=cond("walk"), negative=cond(""), gamma=0.6, block_m=0, steps=2, seed=0, guidance=2.5, frames=8, strength=0.7)
+    for bad, name in ((dict(gamma=float("nan")), "gamma"), (dict(guidance=float("inf")), "guidance"),
+                      (dict(positive=[[torch.zeros(1, 77, 768), {}]]), "positive"), (dict(block_m=9), "block_m")):
+        with pytest.raises(ValueError, match=f"^{name}"):
+            sm.StyleMotifStylize.execute(model, style, **{**args, **bad})
+    with pytest.raises(ValueError, match="^style"):
+        sm.StyleMotifStylize.execute(model, {"vector": torch.full((64,), float("nan"))}, **args)
+    outside = tmp_path / "secret.npy"
+    np.save(outside, np.zeros((10, 263), np.float32))
+    for name in (str(outside), "../secret.npy", "samples/../../secret.npy"):
+        with pytest.raises(ValueError, match="^file:"):
+            sm.StyleMotifLoadMotion.execute(name)
+    os.symlink(outside, inp / "link.npy")
+    with pytest.raises(ValueError, match="^file: .*outside"):
+        sm.StyleMotifLoadMotion.execute("link.npy")
     arr = np.zeros((10, 263), np.float32)
     arr[2, 2] = np.nan
-    np.save(nan, arr)
-    with pytest.raises(ValueError, match="NaN"):
-        sm.StyleMotifLoadMotion.execute(str(nan))
-    empty = tmp_path / "empty.npy"
-    np.save(empty, np.zeros((0, 263), np.float32))
-    with pytest.raises(ValueError, match="empty motion"):
-        sm.StyleMotifLoadMotion.execute(str(empty))
-    with pytest.raises(FileNotFoundError, match="not found"):
-        sm.StyleMotifLoadMotion.execute("nope.bvh")
+    np.save(inp / "nan.npy", arr)
+    np.save(inp / "wide.npy", np.zeros((10, 250), np.float32))
+    np.save(inp / "pickled.npy", np.array([{"a": 1}], dtype=object))  # an object array: stored as a pickle
+    for name, msg in (("nan.npy", "NaN"), ("wide.npy", r"\[frames, 263\].*\(10, 250\)"), ("pickled.npy", "pickle"),
+                      ("nope.bvh", "no file")):
+        with pytest.raises(ValueError, match=f"^file: .*{msg}"):
+            sm.StyleMotifLoadMotion.execute(name)
+    motion = sm.StyleMotifLoadMotion.execute("samples/walk_neutral.npy").result[0]
+    for prefix in ("../escape", str(tmp_path / "abs")):
+        with pytest.raises(ValueError, match="^filename_prefix"):
+            sm.StyleMotifSaveMotion.execute(motion, prefix, "npy")
+    assert not list(tmp_path.glob("escape*")) and not list(tmp_path.glob("abs*"))
+    with pytest.raises(ValueError, match="^width/height: .*GiB"):
+        sm.StyleMotifRenderSkeleton.execute(motion, 4096, 4096, 30.0, 15.0, 1.0, True)
 
 
-def test_train_node_writes_a_loadable_model(sm, tmp_path):
+def test_train_node_refuses_overwrite_resumes_and_hides_partial_state(sm, tmp_path, test_nodes):
+    import comfy.model_management
     import folder_paths
     folder_paths.add_model_folder_path("stylemotif", str(tmp_path), is_default=True)
+    args = dict(clips=20, vae_steps=3, denoiser_steps=3, stylization_steps=2, alignment_steps=2, latent_dim=32, seed=0)
     try:
+        calls = []
+        real = comfy.model_management.throw_exception_if_processing_interrupted
+
+        def interrupt_at_step_4():
+            calls.append(1)
+            if len(calls) == 4:
+                raise comfy.model_management.InterruptProcessingException()
+            real()
+        comfy.model_management.throw_exception_if_processing_interrupted = interrupt_at_step_4
+        try:
+            with torch.inference_mode(), pytest.raises(comfy.model_management.InterruptProcessingException):
+                sm.StyleMotifTrain.execute("t", False, **args)
+        finally:
+            comfy.model_management.throw_exception_if_processing_interrupted = real
+        assert os.path.exists(tmp_path / "t.partial" / "denoiser.resume")
+        assert not [f for f in folder_paths.get_filename_list("stylemotif") if f.startswith("t.")]  # nothing listed
+        with torch.inference_mode(), pytest.raises(ValueError, match="^name: resume: vae.resume .*steps was 3, now 4"):
+            sm.StyleMotifTrain.execute("t", False, **{**args, "vae_steps": 4})  # another job may not continue this one
         with torch.inference_mode():  # as ComfyUI's executor runs nodes
-            model = sm.StyleMotifTrain.execute("t", 20, 3, 3, 2, 2, 32, 0).result[0]
+            resumed = sm.StyleMotifTrain.execute("t", False, **args).result[0].model
+            fresh = sm.StyleMotifTrain.execute("u", False, **args).result[0].model
+        for a, b in zip(resumed.state_dict().values(), fresh.state_dict().values()):
+            assert torch.equal(a, b)  # interrupted + resumed == uninterrupted, bit for bit
+        assert "t.safetensors" in folder_paths.get_filename_list("stylemotif") and not os.path.exists(tmp_path / "t.partial")
+        with pytest.raises(ValueError, match="^name: .*t.safetensors already exists.*overwrite"):
+            sm.StyleMotifTrain.execute("t", False, **args)
+        for bad in ("../t", "/tmp/t", ".hidden"):
+            with pytest.raises(ValueError, match="^name"):
+                sm.StyleMotifTrain.execute(bad, False, **args)
     finally:
         folder_paths.folder_names_and_paths["stylemotif"][0].remove(str(tmp_path))
-    assert os.path.exists(tmp_path / "t.safetensors") and os.path.exists(tmp_path / "t_ckpt" / "alignment.pt")
-    assert model.config.latent_dim == 32 and len(model.bank_labels) == 5
+    assert resumed.config.latent_dim == 32 and len(resumed.bank_labels) == 5

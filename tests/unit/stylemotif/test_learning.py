@@ -17,7 +17,7 @@ from stylemotif.training import train_classifier
 
 @pytest.mark.slow
 def test_stylized_generation_recognised_as_the_requested_style():
-    model, data = train_procedural(n_clips=500, seed=0)
+    model, data, embed = train_procedural(n_clips=500, seed=0)
     test = procedural_set(100, frames=model.config.frames, seed=1)
     styles = list(STYLES)
     torch.manual_seed(0)
@@ -31,9 +31,10 @@ def test_stylized_generation_recognised_as_the_requested_style():
     target = torch.arange(n) % len(styles)  # requested style per sample, balanced
     refs = [[j for j, s in enumerate(test.style) if s == styles[target[i]]][i % 5] for i in range(n)]
     style = model.encode_style(test.features[refs])
-    text = model.embed_text([CAPTIONS[c][0] for c in test.content])
-    plain = model.generate(text, steps=20, seed=0)
-    stylized = model.generate(text, style=style, gamma=0.6, steps=20, seed=0)
+    text = embed([CAPTIONS[c][0] for c in test.content])[:, None]
+    null = embed([""])[:, None]
+    plain = model.generate(text, null, steps=20, seed=0, guidance=2.5)
+    stylized = model.generate(text, null, style=style, gamma=0.6, steps=20, seed=0, guidance=2.5)
     plain_acc = clf.accuracy(model.normalizer.normalize(plain), content, target)
     sty_acc = clf.accuracy(model.normalizer.normalize(stylized), content, target)
     print(f"\n[stylemotif SRA] real clips content/style {real}; plain {plain_acc}; stylized (gamma 0.6) {sty_acc}")
