@@ -1,5 +1,6 @@
 """Long nodes report progress the way a user sees it: `progress` messages on the server's websocket, for
 that node, counting up to their total. The example workflows run with the tiny fixtures."""
+import glob
 import json
 import os
 import shutil
@@ -67,12 +68,12 @@ def test_long_nodes_report_progress_on_the_websocket(server, inputs, name):
     folder = os.path.join(server.base, "models", "hicast_adapters")
     written = [os.path.join(folder, ADAPTER.replace(".safetensors", end))
                for end in (".safetensors", ".hicast_resume", "_style_encoder.safetensors")]
+    written += glob.glob(os.path.join(server.base, "models", "stylemotif", "stylemotif_quick*"))  # never left behind
     try:
         result = server.run(wf)
     finally:
-        for path in written:
-            if os.path.exists(path):
-                os.unlink(path)
+        for path in written + glob.glob(os.path.join(server.base, "models", "stylemotif", "stylemotif_quick*")):
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path) if os.path.exists(path) else None
     assert result.ok, result.describe_error()
     progress = assert_progress(result.events, wf, LONG_NODES[name], name)
     for nid, node in wf.items():
