@@ -25,6 +25,8 @@ the LoRA stays replicated (sharded_base).
 import contextlib
 import dataclasses
 import functools
+import hashlib
+import json
 import logging
 import math
 import os
@@ -41,6 +43,8 @@ from .flow_matching import flow_matching_loss, sample_sigma, timestep, training_
 from .layout import VIDEO
 from .lora_file import LoRAFileError, parse_lora, read_safetensors, write_safetensors_atomic, token_lora_tensors
 from .token_lora import TokenLoRA, TokenLoRAHooks, adapted_layer_names, tokens_per_frame
+from . import training_block_swap
+from .training_block_swap import StreamedBase, compute_dtype_for, offload_allocation, swapped_blocks
 from .training_checkpoint import (CheckpointError, final_lora_metadata, latest_checkpoint, load_optimizer,
                                   read_checkpoint, save_checkpoint)
 from .training_data import (DataOrder, EncodedPairs, load_pairs, pad_contexts, reference_choice,
@@ -78,6 +82,9 @@ class TrainConfig:
     split: str = "train"
     keep_checkpoints: int = 2
     shard_base: str = "none"         # none | fsdp | fsdp_offload (with several processes; see sharded_base)
+    block_swap: int = 0              # the last N blocks stay on the offload device (training_block_swap.py)
+    offload_activations: bool = False  # checkpointed block inputs wait in CPU memory until the backward pass
+    optimizer_offload: bool = False  # AdamW's moments (and an fp32 copy of the LoRA it updates) in CPU memory
 
     def __post_init__(self):
         self.ratio = parse_ratio(self.ratio)
@@ -92,6 +99,17 @@ class TrainConfig:
                 raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)!r}")
         if self.lr <= 0:
             raise ValueError(f"lr: expected a positive learning rate, got {self.lr}")
+        if self.block_swap < 0:
+            raise ValueError(f"block_swap: expected 0 or a positive number of blocks, got {self.block_swap}")
+        if self.block_swap and not self.gradient_checkpointing:
+            raise ValueError("block_swap: needs gradient_checkpointing on (without it autograd keeps every swapped "
+                             "block's weights on the device until the backward pass, so nothing is saved)")
+        if self.offload_activations and not self.gradient_checkpointing:
+            raise ValueError("offload_activations: needs gradient_checkpointing on (it offloads what checkpointing keeps)")
+        if self.offload_activations and self.shard_base != "none":
+            raise ValueError("offload_activations: not with shard_base (the sharded base runs without streaming)")
+        if self.block_swap and self.shard_base != "none":
+            raise ValueError("block_swap: not with shard_base (FSDP already keeps 1/N of each block per process)")
 
     def shards_base(self, world):
         """Whether the base is sharded: shard_base asks for it and there are several processes to share it."""
@@ -167,16 +185,12 @@ class _TrainModule(nn.Module):
         return self.base(x, t, context, clip_fea=clip_fea)
 
 
-def _checkpointed(fn, *args, **kwargs):
-    return torch.utils.checkpoint.checkpoint(fn, *args, use_reentrant=False, **kwargs)
-
-
 @contextlib.contextmanager
 def gradient_checkpointing(model, enabled=True):
     """Recompute each Wan block's activations in the backward pass instead of storing them."""
     blocks = list(getattr(model, "blocks", [])) if enabled else []
     for block in blocks:
-        block.forward = functools.partial(_checkpointed, type(block).forward.__get__(block))
+        block.forward = functools.partial(training_block_swap.checkpointed, type(block).forward.__get__(block))
     try:
         yield
     finally:
@@ -194,7 +208,8 @@ def frozen(model):
         yield
     finally:
         for p, flag in flags:
-            p.requires_grad_(flag)
+            with torch.inference_mode(p.is_inference()):  # ComfyUI's weights: flags of inference tensors
+                p.requires_grad_(flag)
 
 
 def _shadow(module, params, memo):
@@ -254,6 +269,16 @@ def sharded_base(model, device, offload=False):
         b.data = b.data.to(dev)
 
 
+def dataset_fingerprint(pairs):
+    """sha256 over the pairs' ids and media checksums (from the manifest): which examples a run trains on."""
+    h = hashlib.sha256()
+    for pair in pairs:
+        r = pair.record
+        h.update(json.dumps([pair.id, r["raw"]["sha256"], r["stylized"]["sha256"],
+                             [ref["sha256"] for ref in r["refs"]], pair.caption_sty, pair.caption_ns]).encode())
+    return h.hexdigest()[:24]
+
+
 def _dist():
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
@@ -265,11 +290,15 @@ class DreamStyleTrainer:
 
     run_dir holds the feature cache (unless cache_dir is given) and checkpoints/. With resume=True a run
     whose run_dir has a checkpoint continues from it. progress(step, steps, loss) is called after every
-    optimizer step. The steps run on DEVICE (default: the model's); with config.shard_base and several
-    processes the model may stay on the CPU, sharded_base moves each process's shards to DEVICE."""
+    optimizer step. The steps run on DEVICE (default: the device of the model's first weight). Unsharded,
+    the base runs through StreamedBase: its weights may be anywhere (a swapped block on the CPU, a weight
+    ComfyUI left on the offload device) and in fp8 (computed in COMPUTE_DTYPE, default bf16); with
+    config.shard_base and several processes sharded_base moves each process's shards to DEVICE.
+    IDENTITY names what the run trains on besides its settings ({"base": model name or hash, ...}); a
+    resume refuses a checkpoint of another dataset or identity, naming the setting."""
 
     def __init__(self, model, encoders, dataset_dir, config: TrainConfig, run_dir, init_lora=None, resume=True,
-                 cache_dir=None, progress=None, device=None):
+                 cache_dir=None, progress=None, device=None, compute_dtype=None, identity=None):
         self.model, self.encoders, self.config = model, encoders, config
         self.run_dir = os.path.abspath(run_dir)
         self.checkpoint_dir = os.path.join(self.run_dir, "checkpoints")
@@ -284,14 +313,14 @@ class DreamStyleTrainer:
         self.order = DataOrder(len(self.pairs), config.seed)
         param = next(model.parameters())
         self.device = param.device if device is None else torch.device(device)
-        self.dtype = param.dtype if param.dtype.is_floating_point else torch.float32
+        self.dtype = compute_dtype_for(next(model.blocks.parameters()).dtype, compute_dtype)  # the blocks' dtype
         self.shard = config.shards_base(self.world)
         if config.shard_base != "none" and not self.shard:
             log.warning("DreamStyle training: shard_base %r needs several processes (torchrun); this one process "
                         "trains on the whole, unsharded base", config.shard_base)
-        if not self.shard and param.device != self.device:
-            raise ValueError(f"device: the model is on {param.device}, the training device is {self.device}; "
-                             f"only a sharded base (shard_base with several processes) may start elsewhere")
+        self.swapped = swapped_blocks(model, config.block_swap)
+        self._check_clip_width()
+        self.identity = dict(identity or {}, dataset=dataset_fingerprint(self.pairs))
         self.init_lora = init_lora
         self.step, self.history = 0, []
         self.init_sha = None
@@ -322,8 +351,45 @@ class DreamStyleTrainer:
     _pending_optimizer = None
     optimizer = None
 
+    def _check_clip_width(self):
+        """Refuse CLIP-vision features (cached or fresh) that the model's image branch cannot take."""
+        emb = getattr(self.model, "img_emb", None)
+        if emb is None or self.encoders.clip_vision_encode is None:
+            return
+        i = next((i for i in range(len(self.pairs)) if self.data.num_refs(i)), None)
+        weight = next((p for p in emb.parameters() if p.ndim == 2), None)
+        if i is None or weight is None:
+            return
+        width = self.data.clip_features(i, 0).shape[-1]
+        if width != weight.shape[1]:
+            raise ValueError(f"clip_vision: its features are {width} wide, the model's image branch takes "
+                             f"{weight.shape[1]} (Wan2.1-I2V was trained with CLIP ViT-H/14, clip_vision_h; "
+                             f"give the encoder the inference workflows use)")
+
     def _new_optimizer(self):
-        return torch.optim.AdamW(self.params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+        """AdamW over the LoRA, or with optimizer_offload over CPU copies of it (self.cpu_params): the step
+        runs on the CPU on the device's gradients and the result is copied back."""
+        params = self.params
+        if self.config.optimizer_offload:
+            with offload_allocation():
+                self.cpu_params = [p.detach().to("cpu", copy=True).requires_grad_() for p in self.params]
+            params = self.cpu_params
+        return torch.optim.AdamW(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+
+    def _optimizer_step(self):
+        if not self.config.optimizer_offload:
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            return
+        with offload_allocation():
+            for p, q in zip(self.params, self.cpu_params):
+                q.grad = p.grad.to("cpu", copy=True)
+                p.grad = None
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for p, q in zip(self.params, self.cpu_params):
+                p.copy_(q, non_blocking=True)
 
     def _resume(self, directory):
         lora_t, lora_meta, state_t, state, groups = read_checkpoint(directory)
@@ -331,6 +397,15 @@ class DreamStyleTrainer:
         mine = self.config.to_dict()
         changed = [f"{k}: checkpoint {saved.get(k)!r}, now {mine[k]!r}" for k in TRAJECTORY_FIELDS
                    if k in saved and saved[k] != mine[k]]
+        saved_identity = state.get("identity")
+        if saved_identity is None:
+            log.warning("resume: %s predates job identities (dataset, base); only its settings are checked", directory)
+        changed += [f"{k}: checkpoint {saved_identity.get(k)!r}, now {v!r}" for k, v in sorted(self.identity.items())
+                    if saved_identity is not None and saved_identity.get(k) != v]
+        init_sha = read_safetensors(self.init_lora, what="init_lora")[1].get("sha256", "") if self.init_lora else None
+        if (state.get("init_lora_sha256") or None) != (init_sha or None):
+            changed.append(f"init_lora: checkpoint started from sha256 {state.get('init_lora_sha256')!r}, "
+                           f"now {init_sha!r}")
         if changed:
             raise CheckpointError(f"resume: the checkpoint in {directory} was trained with other settings "
                                   f"({'; '.join(changed)}); use a new run folder or the same settings")
@@ -420,7 +495,8 @@ class DreamStyleTrainer:
                 None if clip_fea is None else clip_fea.to(dev, self.dtype))
 
     # ---- the loop -----------------------------------------------------------------------------------
-    def run(self, output_path=None):
+    def run(self, output_path=None, step_context=contextlib.nullcontext):
+        """Train to config.steps; STEP_CONTEXT() is entered around each optimizer step (a memory meter)."""
         c = self.config
         hooks = TokenLoRAHooks(self.loras)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=c.precision == "bf16")
@@ -433,11 +509,12 @@ class DreamStyleTrainer:
             forward = ddp or module
             hooks.attach(base)
             try:
-                with gradient_checkpointing(base, c.gradient_checkpointing), torch.enable_grad():
+                with self._base_runner(base, c.gradient_checkpointing), torch.enable_grad():
                     for p in self.params:
                         p.requires_grad_(True)
                     while self.step < c.steps:
-                        self._train_step(forward, ddp, hooks, autocast)
+                        with step_context():
+                            self._train_step(forward, ddp, hooks, autocast)
                         if self.rank == 0 and ((c.save_every and self.step % c.save_every == 0)
                                                or self.step == c.steps):
                             self.save()
@@ -468,8 +545,7 @@ class DreamStyleTrainer:
             total += float(loss.detach()) / c.accumulation
         if c.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(self.params, c.max_grad_norm)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        self._optimizer_step()
         if self.world > 1:
             value = torch.tensor([total], dtype=torch.float64)
             torch.distributed.all_reduce(value)
@@ -479,6 +555,14 @@ class DreamStyleTrainer:
         if self.progress:
             self.progress(self.step, c.steps, total)
 
+    def _base_runner(self, base, checkpoint):
+        """How the base runs for the duration: FSDP-sharded as it is, else streamed (block swap, fp8)."""
+        if self.shard:
+            return gradient_checkpointing(base, checkpoint)
+        self.streamer = StreamedBase(base, self.device, self.dtype, checkpoint=checkpoint, swapped=self.swapped,
+                                     offload_activations=self.config.offload_activations and checkpoint)
+        return self.streamer.active()
+
     def evaluate(self, steps, micro=0):
         """Mean flow-matching loss, without gradients, on the micro-batches (step, MICRO) for STEPS: the
         same samples, conditions, noise and σ whenever it is called, so it measures the LoRA alone."""
@@ -486,7 +570,7 @@ class DreamStyleTrainer:
         hooks.attach(self.model)
         losses = []
         try:
-            with torch.no_grad():
+            with torch.no_grad(), self._base_runner(self.model, False):
                 for step in steps:
                     condition, layout, x, target, t, context, clip_fea = self.micro_batch(step, micro)
                     types = layout.frame_types() if self.config.token_specific else torch.full((layout.total,), VIDEO)
@@ -499,6 +583,6 @@ class DreamStyleTrainer:
 
     def save(self):
         state = {"config": self.config.to_dict(), "history": self.history, "data_position": self._position(self.step),
-                 "init_lora_sha256": self.init_sha}
+                 "init_lora_sha256": self.init_sha, "identity": self.identity}
         return save_checkpoint(self.checkpoint_dir, self.step, self.loras, self.optimizer, state,
                                self.metadata(), keep=self.config.keep_checkpoints)

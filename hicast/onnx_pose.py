@@ -5,13 +5,14 @@ Contract (the CMU OpenPose body model's, as exported to ONNX by the ecosystem's 
 - input: the model's first input, float32 [1, 3, H_in, W_in], BGR, x = v / 256 - 0.5 for 8-bit values v.
   H_in, W_in are the model's own when it fixes them; otherwise the frame is resized so its short side
   is `resolution`, both sides rounded to a multiple of 8 (OpenPose's stride).
-- output: the first output with 18 or 19 channels, keypoint heatmaps [1, K, h, w] in OpenPose body-18
-  order (nose, neck, r-shoulder, ... l-ear; a 19th background channel is dropped). Other outputs (the
-  38-channel part affinity fields) are not used.
+- outputs: the first output with 18 or 19 channels, keypoint heatmaps [1, K, h, w] in OpenPose body-18
+  order (nose, neck, r-shoulder, ... l-ear; a 19th background channel is dropped), and, when the model has
+  one, the 38-channel part affinity fields [1, 38, h, w].
 
-Decoding (one person per frame): each heatmap is resized bilinearly to the frame, U_k = resize(H_k);
-keypoint_k = argmax_p U_k(p), kept when U_k(keypoint_k) > threshold. The keypoints are drawn with
-pose_maps.draw_openpose, so both backends give the same colour-coded skeleton.
+Decoding: with PAFs, every person gets its own skeleton (hicast/openpose_grouping.py: peaks, PAF limb
+scores, greedy matching); without, one person per frame: each heatmap is resized bilinearly to the frame,
+U_k = resize(H_k); keypoint_k = argmax_p U_k(p), kept when U_k(keypoint_k) > threshold. The people are drawn
+with pose_maps.draw_openpose, so both backends give the same colour-coded skeletons.
 """
 import os
 
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .image_batch import as_rgb_batch
+from .openpose_grouping import PAF_LIMBS, group_people
 from .pose_maps import COLOURS, render_poses
 
 KEYPOINTS = len(COLOURS)  # 18
@@ -62,6 +64,11 @@ def heatmap_output(outputs):
     raise ValueError(f"pose ONNX model: expected an output of keypoint heatmaps [1, 18|19, h, w], got {shapes}")
 
 
+def paf_output(outputs):
+    """The [1, 38, h, w] part-affinity-field output, or None when the model has none."""
+    return next((out for out in outputs if out.ndim == 4 and out.shape[1] == 2 * len(PAF_LIMBS)), None)
+
+
 def peak_keypoints(heatmaps, height, width, threshold=0.1):
     """heatmaps [K, h, w] -> K keypoints (x, y) in frame pixels (None below THRESHOLD): argmax of the
     bilinearly upsampled map U_k, pixel centres (x + 0.5, y + 0.5)."""
@@ -73,7 +80,7 @@ def peak_keypoints(heatmaps, height, width, threshold=0.1):
 
 
 def onnx_pose_keypoints(session, images, threshold=0.1, resolution=512, progress=None):
-    """Per frame of an IMAGE batch: the 18 OpenPose keypoints found by SESSION (frames run one by one)."""
+    """Per frame of an IMAGE batch: the people found by SESSION, each 18 OpenPose keypoints (frames run one by one)."""
     images = as_rgb_batch(images, "image")
     b, h, w, _ = images.shape
     size = input_size(session, h, w, resolution)
@@ -84,7 +91,12 @@ def onnx_pose_keypoints(session, images, threshold=0.1, resolution=512, progress
         x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
         x = x.flip(1) * (255.0 / 256.0) - 0.5  # RGB 0..1 -> BGR v/256 - 0.5
         outputs = session.run(None, {name: np.ascontiguousarray(x.numpy(), dtype=np.float32)})
-        people.append(peak_keypoints(heatmap_output(outputs)[0], h, w, threshold))
+        heat, paf = heatmap_output(outputs)[0], paf_output(outputs)
+        if paf is None:
+            one = peak_keypoints(heat, h, w, threshold)
+            people.append([one] if any(p is not None for p in one) else [])
+        else:
+            people.append(group_people(heat, paf[0], h, w, threshold))
         if progress:
             progress(i + 1, b)
     return people

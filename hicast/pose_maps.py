@@ -34,9 +34,9 @@ def openpose_keypoints(landmarks, width, height, min_visibility=0.5):
     return pts
 
 
-def draw_openpose(keypoints, height, width, stick_width=4):
-    """Draw limbs (filled ellipses, colour * 0.6) and joints (circles) on a black uint8 canvas."""
-    canvas = np.zeros((height, width, 3), np.uint8)
+def draw_openpose(keypoints, height, width, stick_width=4, canvas=None):
+    """Draw one person's limbs (filled ellipses, colour * 0.6) and joints (circles) on CANVAS (new black uint8)."""
+    canvas = np.zeros((height, width, 3), np.uint8) if canvas is None else canvas
     for (a, b), colour in zip(LIMBS, COLOURS):
         if keypoints[a] is None or keypoints[b] is None:
             continue
@@ -53,24 +53,31 @@ def draw_openpose(keypoints, height, width, stick_width=4):
 
 
 def detect_poses(images, min_visibility=0.5, progress=None):
-    """Per frame: the 18 OpenPose keypoints of the most prominent person, or None when nobody is found."""
+    """Per frame: [the 18 OpenPose keypoints of the most prominent person] ([] when nobody is found; mediapipe's
+    bundled pose model is single-person, use an OpenPose ONNX model for several people)."""
     frames = to_uint8(as_rgb_batch(images, "image"))
     out = []
     with solutions("pose").pose.Pose(static_image_mode=True, model_complexity=1) as model:
         for i, f in enumerate(frames):
             result = model.process(f)
             lms = result.pose_landmarks
-            out.append(None if lms is None else
-                       openpose_keypoints(lms.landmark, f.shape[1], f.shape[0], min_visibility))
+            out.append([] if lms is None else
+                       [openpose_keypoints(lms.landmark, f.shape[1], f.shape[0], min_visibility)])
             if progress:
                 progress(i + 1, len(frames))
     return out
 
 
-def render_poses(people, height, width, stick_width, device):
-    """Per-frame 18 OpenPose keypoints (or None: nobody found) -> skeleton map batch [B, H, W, 3] on DEVICE."""
-    blank = [None] * len(COLOURS)
-    return from_uint8(np.stack([draw_openpose(p or blank, height, width, stick_width) for p in people]), device)
+def render_frame(people, height, width, stick_width):
+    canvas = np.zeros((height, width, 3), np.uint8)
+    for keypoints in people:
+        draw_openpose(keypoints, height, width, stick_width, canvas)
+    return canvas
+
+
+def render_poses(frames, height, width, stick_width, device):
+    """Per frame a list of people (each 18 OpenPose keypoints) -> skeleton map batch [B, H, W, 3] on DEVICE."""
+    return from_uint8(np.stack([render_frame(people, height, width, stick_width) for people in frames]), device)
 
 
 def pose_map(images, min_visibility=0.5, stick_width=4, progress=None):

@@ -310,7 +310,8 @@ class DreamStyleSavePair(io.ComfyNode):
             writer = dataset_for_writing(dataset_dir)
             pbar = comfy.utils.ProgressBar(2 * raw.shape[0] + (0 if control is None else control.shape[0]))
             pair = PairData(pid, tracked(raw, pbar), tracked(sty, pbar), list(to_uint8(style_refs, "style_refs")),
-                            caption_ns, caption_sty, fps=fps, control=None if control is None else tracked(control, pbar),
+                            caption_ns, caption_sty, fps=fps,
+                            control=None if control is None else tracked(control, pbar),
                             split=split, scores=scores, meta={"source": "comfyui", "filter": reason})
             try:
                 written = writer.append(pair)

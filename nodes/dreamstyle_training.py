@@ -17,6 +17,8 @@ from ..dreamstyle.lora_file import parse_lora, read_safetensors
 from ..dreamstyle.token_lora import TokenLoRA, adapted_layer_names
 from ..dreamstyle.training import STAGES, DreamStyleTrainer, TrainConfig
 from ..dreamstyle.training_data import EncodedPairs, Encoders, load_pairs
+from ..dreamstyle.training_memory_plan import WanShape, plan
+from . import guards
 from .dreamstyle_patch import apply_token_lora
 
 CATEGORY = "UniStyle/DreamStyle/Training"
@@ -44,51 +46,18 @@ def comfy_encoders(vae, clip, clip_vision=None, latent_in=None):
     return enc
 
 
-def resolve_dataset(path):
-    """dataset_dir: absolute, or relative to ComfyUI's output folder (where DreamStyle Save Pair writes)."""
-    if not path or not path.strip():
-        raise ValueError("dataset_dir: empty; give the folder of a DreamStyle paired dataset (manifest.jsonl)")
-    path = path.strip()
-    full = path if os.path.isabs(path) else os.path.join(folder_paths.get_output_directory(), path)
-    if not os.path.isdir(full):
-        raise ValueError(f"dataset_dir: {full} is not a folder (relative paths are under ComfyUI's output folder)")
-    return full
-
-
-def resolve_init_lora(name):
-    if not name or not name.strip():
-        return None
-    name = name.strip()
-    if os.path.isabs(name) and os.path.isfile(name):
-        return name
-    path = folder_paths.get_full_path("loras", name)
-    if path is None:
-        raise ValueError(f"init_lora: {name!r} is neither a file nor a LoRA in models/loras")
-    return path
-
-
-def _check_name(name):
-    name = (name or "").strip()
-    if not name or any(c in name for c in "/\\") or name.startswith("."):
-        raise ValueError(f"lora_name: expected a plain file name such as dreamstyle_ct, got {name!r}")
-    return name[:-len(".safetensors")] if name.endswith(".safetensors") else name
-
-
-def make_trainable(module):
-    """ComfyUI loads models inside torch.inference_mode(), so their weights are inference tensors, which
-    autograd cannot save for the backward pass through the frozen layers. Swap each such parameter and
-    buffer for a normal tensor with the same values (one tensor at a time; the values never change)."""
-    swapped = 0
-    for sub in module.modules():
-        for name, p in list(sub._parameters.items()):
-            if p is not None and p.is_inference():
-                sub._parameters[name] = torch.nn.Parameter(p.detach().clone(), requires_grad=p.requires_grad)
-                swapped += 1
-        for name, b in list(sub._buffers.items()):
-            if b is not None and b.is_inference():
-                sub._buffers[name] = b.clone()
-                swapped += 1
-    return swapped
+def memory_plan(diffusion_model, pairs, config, compute_dtype, device):
+    """The training step's memory plan for the largest pair, with the device's memory as the budget."""
+    raw = max((p.record["raw"] for p in pairs), key=lambda r: r["frames"] * r["height"] * r["width"])
+    names = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16",
+             torch.float8_e4m3fn: "fp8_e4m3fn", torch.float8_e5m2: "fp8_e5m2"}
+    base = names.get(next(diffusion_model.blocks.parameters()).dtype, "bf16")
+    return plan(WanShape.from_model(diffusion_model), raw["frames"], raw["height"], raw["width"], rank=config.rank,
+                base_dtype=base, compute_dtype=names.get(compute_dtype, "bf16"), batch=config.batch,
+                gradient_checkpointing=config.gradient_checkpointing, block_swap=config.block_swap,
+                offload_activations=config.offload_activations, optimizer_offload=config.optimizer_offload,
+                prefetch=device.type == "cuda",
+                budget=comfy.model_management.get_total_memory(device))
 
 
 def loras_from_file(path, diffusion_model):
@@ -146,7 +115,21 @@ class DreamStyleTrainTokenLoRA(io.ComfyNode):
                 io.Boolean.Input("resume", default=True, optional=True,
                                  tooltip="Continue from the last checkpoint of this lora_name's run folder, if any."),
                 io.Combo.Input("precision", options=["bf16", "fp32"], default="bf16", optional=True,
-                               tooltip="bf16: autocast compute (LoRA and AdamW in fp32). fp32: full precision."),
+                               tooltip="bf16: autocast compute (LoRA and AdamW in fp32). fp32: full precision. "
+                                       "An fp8 base (UNETLoader weight_dtype fp8_e4m3fn) computes on bf16 copies "
+                                       "of one block at a time."),
+                io.Int.Input("block_swap", default=0, min=0, max=200, optional=True,
+                             tooltip="Keep the last N DiT blocks off the GPU: each is copied in when it runs (the "
+                                     "next one prefetched meanwhile). Needs gradient_checkpointing. See the "
+                                     "memory_plan output for what fits."),
+                io.Boolean.Input("offload_activations", default=False, optional=True,
+                                 tooltip="Keep what gradient checkpointing stores (each block's input) in CPU memory "
+                                         "until the backward pass needs it. Needs gradient_checkpointing."),
+                io.Boolean.Input("optimizer_offload", default=False, optional=True,
+                                 tooltip="Run AdamW on the CPU: its moments (8 bytes per LoRA parameter, 3.2 GB at "
+                                         "14B rank 64) never take GPU memory."),
+                io.Boolean.Input("overwrite", default=False, optional=True,
+                                 tooltip="Replace models/loras/<lora_name>.safetensors if it exists (off: refuse)."),
                 io.Boolean.Input("gradient_checkpointing", default=True, optional=True,
                                  tooltip="Recompute block activations in the backward pass: much less memory, "
                                          "about a third more time."),
@@ -161,22 +144,32 @@ class DreamStyleTrainTokenLoRA(io.ComfyNode):
                 io.Model.Output(display_name="model", tooltip="The input model with the trained LoRA applied."),
                 io.String.Output(display_name="lora_name", tooltip="File name of the saved LoRA in models/loras."),
                 io.Image.Output(display_name="loss_curve", tooltip="Loss per step (grey) and its moving average."),
+                io.String.Output(display_name="memory_plan",
+                                 tooltip="The step's device memory, computed before training: base weights, LoRA "
+                                         "and AdamW, activations, working set; and whether it fits this device."),
             ],
             hidden=[io.Hidden.unique_id],
         )
 
     @classmethod
     def execute(cls, model, vae, clip, dataset_dir, stage, steps, rank, lr, batch, accumulation, ratio, seed,
-                save_every, lora_name, init_lora="", resume=True, precision="bf16", gradient_checkpointing=True,
+                save_every, lora_name, init_lora="", resume=True, precision="bf16", block_swap=0,
+                offload_activations=False, optimizer_offload=False, overwrite=False, gradient_checkpointing=True,
                 token_specific=True, clip_vision=None) -> io.NodeOutput:
-        name = _check_name(lora_name)
-        dataset = resolve_dataset(dataset_dir)
-        init_path = resolve_init_lora(init_lora)
-        config = TrainConfig(stage=stage, steps=steps, rank=rank, lr=lr, batch=batch, accumulation=accumulation,
-                             ratio=ratio, seed=seed, save_every=save_every, precision=precision,
-                             gradient_checkpointing=gradient_checkpointing, token_specific=token_specific)
-        run_dir = os.path.join(folder_paths.get_output_directory(), "dreamstyle_training", name)
-        out_path = os.path.join(folder_paths.get_folder_paths("loras")[0], f"{name}.safetensors")
+        guards.finite(lr, "lr")
+        out_path = guards.new_model_path("loras", lora_name, "lora_name", overwrite=overwrite)
+        name = os.path.basename(out_path)[:-len(".safetensors")]
+        dataset = guards.find_output_folder(dataset_dir, "dataset_dir", kind="unistyle_datasets")
+        init_path = guards.model_file("loras", init_lora.strip(), "init_lora") if (init_lora or "").strip() else None
+        try:
+            config = TrainConfig(stage=stage, steps=steps, rank=rank, lr=lr, batch=batch, accumulation=accumulation,
+                                 ratio=ratio, seed=seed, save_every=save_every, precision=precision,
+                                 gradient_checkpointing=gradient_checkpointing, token_specific=token_specific,
+                                 block_swap=block_swap, offload_activations=offload_activations,
+                                 optimizer_offload=optimizer_offload)
+        except ValueError as e:
+            raise guards.NodeInputError(str(e)) from e
+        run_dir = guards.output_folder(os.path.join("dreamstyle_training", name), "lora_name")
         os.makedirs(os.path.dirname(out_path), exist_ok=True)
         node_id = getattr(getattr(cls, "hidden", None), "unique_id", None)
         pbar = comfy.utils.ProgressBar(steps, node_id=node_id)
@@ -201,18 +194,25 @@ class DreamStyleTrainTokenLoRA(io.ComfyNode):
             cache = FeatureCache(os.path.join(run_dir, "feature_cache"), encoders.fingerprint)
             EncodedPairs(pairs, encoders, cache).encode_all(
                 lambda done, total: log.info("DreamStyleTrainTokenLoRA %s: encoded %d/%d pairs", name, done, total))
-            comfy.model_management.load_models_gpu([patcher], force_full_load=True)
             dm = patcher.model.diffusion_model
-            if make_trainable(dm):
-                log.info("DreamStyleTrainTokenLoRA: the model's weights were inference tensors; now normal tensors")
+            device = patcher.load_device
+            compute = patcher.model.manual_cast_dtype or next(dm.blocks.parameters()).dtype
+            mem = memory_plan(dm, pairs, config, compute, device)
+            log.info("DreamStyleTrainTokenLoRA %s:\n%s", name, mem.report())
+            # ComfyUI's memory manager loads what fits next to the step's own needs (partially if it must);
+            # the trainer streams the rest and the swapped blocks per call (training_block_swap.py)
+            base = mem.terms["base weights resident"]
+            comfy.model_management.load_models_gpu([patcher], memory_required=int(mem.peak - base))
             trainer = DreamStyleTrainer(dm, encoders, dataset, config, run_dir, init_lora=init_path, resume=resume,
-                                        progress=progress)
+                                        progress=progress, device=device, compute_dtype=compute,
+                                        identity={"base": fingerprint(dm), "encoders": encoders.fingerprint})
             log.info("DreamStyleTrainTokenLoRA %s: %d pairs, stage %s, %d steps from step %d", name,
                      len(trainer.pairs), stage, steps, trainer.step)
             result = trainer.run(out_path)
             loras = loras_from_file(out_path, dm)
         curve = torch.from_numpy(loss_curve_image(result.losses, title=f"{name} ({stage})").astype(np.float32) / 255)
-        return io.NodeOutput(apply_token_lora(model, loras, 1.0), os.path.basename(out_path), curve[None])
+        return io.NodeOutput(apply_token_lora(model, loras, 1.0), os.path.basename(out_path), curve[None],
+                             mem.report())
 
 
 NODES = [DreamStyleTrainTokenLoRA]

@@ -22,6 +22,7 @@ from ..hicast.onnx_pose import load_onnx_pose, onnx_model_files, onnx_pose_map
 from ..hicast.patch_discriminator import PatchDiscriminator
 from ..hicast.pose_maps import pose_map
 from ..hicast.segmentation_maps import segmentation_map
+from ..hicast.semantic_segmentation import load_segmentation_model, segmentation_model_folders, semantic_map
 from ..hicast.style_adapter import StyleAdapter
 from ..hicast.style_encoder import CLIP_SOURCES, StyleEncoder, append_style_tokens, clip_vision_features
 from ..hicast.style_images import folder_style_images, style_set
@@ -32,21 +33,23 @@ from ..hicast.unet_levels import encoder_levels
 from ..hicast.vgg_features import load_vgg19
 from .backends import missing, onnxruntime_providers
 from .guards import NodeInputError, finite, model_file, new_model_path, resolve_under
-from .hicast_comfy import (autograd_view, hicast_module, load, module_patcher, patched_base, progress_bar,
+from .hicast_comfy import (Hosted, autograd_view, hicast_module, load, module_patcher, patched_base, progress_bar,
                            trainable_decoder)
 from .search import search_aliases
 
 CATEGORY = "UniStyle/HiCAST"
-ADAPTERS, DEPTH, POSE, LOSS_NETS = "hicast_adapters", "hicast_depth", "hicast_pose", "hicast_loss_nets"
+ADAPTERS, DEPTH, POSE, LOSS_NETS, SEG = "hicast_adapters", "hicast_depth", "hicast_pose", "hicast_loss_nets", "hicast_seg"
 NONE_INSTALLED = "(none installed)"
 MEDIAPIPE = "mediapipe (built in)"
+MEDIAPIPE_PERSON = "mediapipe person (built in)"
 RANDOM_FEATURES = "random features (test only, no VGG file)"
 RESUME_EXT = ".hicast_resume"  # resume state next to the output; not an extension the adapters folder lists
 log = logging.getLogger("hicast")
 HiCASTModule = io.Custom("HICAST_MODULE")
 
 # registered with the extensions they list (an empty set would list every file, resume states included)
-for _kind, _exts in ((ADAPTERS, {".safetensors"}), (DEPTH, set()), (POSE, {".onnx"}), (LOSS_NETS, {".safetensors"})):
+for _kind, _exts in ((ADAPTERS, {".safetensors"}), (DEPTH, set()), (POSE, {".onnx"}), (LOSS_NETS, {".safetensors"}),
+                     (SEG, set())):
     if _kind not in folder_paths.folder_names_and_paths:
         folder_paths.folder_names_and_paths[_kind] = ([os.path.join(folder_paths.models_dir, _kind)], set(_exts))
     elif _exts and not folder_paths.folder_names_and_paths[_kind][1]:
@@ -126,24 +129,43 @@ class HiCASTEdgeMap(io.ComfyNode):
         return io.NodeOutput(out.to(comfy.model_management.intermediate_device()))
 
 
+def segmentation_choices():
+    builtin = [] if missing("mediapipe") else [MEDIAPIPE_PERSON]
+    return builtin + [d for root in folder_paths.get_folder_paths(SEG) for d in segmentation_model_folders(root)]
+
+
 class HiCASTSegmentationMap(io.ComfyNode):
-    BACKENDS = ("mediapipe",)
+    BACKENDS = ("mediapipe", "transformers")
 
     @classmethod
     def define_schema(cls):
         return io.Schema(
             node_id="HiCASTSegmentationMap", display_name="HiCAST Segmentation Map", category=CATEGORY,
-            description="Person/background map from mediapipe's bundled selfie-segmentation model (ADE20K colours).",
+            description="Segmentation map in ADE20K colours: person/background from mediapipe's bundled selfie model, "
+                        "or semantic classes from a transformers model (e.g. SegFormer ADE20K) in models/hicast_seg.",
             inputs=[io.Image.Input("image", tooltip="Image or video frames."),
                     io.Float.Input("threshold", default=0.5, min=0.01, max=0.99, step=0.01,
-                                   tooltip="Person probability above which a pixel is coloured as person.")],
+                                   tooltip="mediapipe: person probability above which a pixel is coloured as person."),
+                    io.Combo.Input("seg_model", options=segmentation_choices() or [NONE_INSTALLED], optional=True,
+                                   tooltip="mediapipe's person model, or a semantic segmentation folder (config.json + "
+                                           "model.safetensors, e.g. nvidia/segformer-b0-finetuned-ade-512-512) in "
+                                           "models/hicast_seg: each pixel gets its class colour (ADE20K palette)."),
+                    io.Int.Input("resolution", default=512, min=64, max=2048, step=32, optional=True,
+                                 tooltip="Semantic models: the square size the model sees (SegFormer ADE: 512).")],
             outputs=[io.Image.Output(display_name="segmentation_map")],
         )
 
     @classmethod
-    def execute(cls, image, threshold) -> io.NodeOutput:
+    def execute(cls, image, threshold, seg_model=MEDIAPIPE_PERSON, resolution=512) -> io.NodeOutput:
         images = as_rgb_batch(finite(image, "image"), "image")
-        return io.NodeOutput(segmentation_map(images, finite(threshold, "threshold"), progress_bar(images.shape[0])))
+        progress = progress_bar(images.shape[0])
+        if seg_model == MEDIAPIPE_PERSON:
+            return io.NodeOutput(segmentation_map(images, finite(threshold, "threshold"), progress))
+        patcher = folder_model_patcher(SEG, seg_model, "seg_model", segmentation_choices(), load_segmentation_model,
+                                       "nvidia/segformer-b0-finetuned-ade-512-512")
+        load(patcher)
+        return io.NodeOutput(semantic_map(patcher.model.inner, images, resolution, progress=progress)
+                             .to(comfy.model_management.intermediate_device()))
 
 
 def pose_choices():
@@ -195,24 +217,26 @@ def depth_choices():
     return found or [NONE_INSTALLED]
 
 
-_DEPTH_MODELS = {}  # folder -> (config mtime, ModelPatcher): loaded once, moved by ComfyUI's memory manager
+_FOLDER_MODELS = {}  # folder -> (config mtime, ModelPatcher): loaded once, moved by ComfyUI's memory manager
+
+
+def folder_model_patcher(kind, name, input_name, choices, loader, example):
+    """The memory-managed transformers model in the folder NAME of models/<kind> (confined to those folders);
+    the model is patcher.model.inner."""
+    roots = folder_paths.get_folder_paths(kind)
+    if name not in choices or name == NONE_INSTALLED:
+        raise NodeInputError(f"{input_name}: no model {name!r} in models/{kind} ({roots[0]}): expected a folder with "
+                                f"config.json and model.safetensors (e.g. {example}, downloaded by you)")
+    folder = next(f for f in (resolve_under(r, name, input_name) for r in roots if os.path.isdir(r)) if os.path.isdir(f))
+    stamp = os.path.getmtime(os.path.join(folder, "config.json"))
+    if _FOLDER_MODELS.get(folder, (None,))[0] != stamp:
+        _FOLDER_MODELS[folder] = (stamp, module_patcher(Hosted(loader(folder).requires_grad_(False))))
+    return _FOLDER_MODELS[folder][1]
 
 
 def depth_patcher(name):
-    """The memory-managed depth model of the folder NAME in models/hicast_depth (confined to those folders)."""
-    roots = folder_paths.get_folder_paths(DEPTH)
-    if name == NONE_INSTALLED or name not in depth_choices():
-        raise FileNotFoundError(f"depth_model: no depth model {name!r} in models/hicast_depth ({roots[0]}): expected a "
-                                "folder with config.json and model.safetensors (e.g. depth-anything/"
-                                "Depth-Anything-V2-Small-hf or Intel/dpt-hybrid-midas, downloaded by you)")
-    folder = next(f for f in (resolve_under(r, name, "depth_model") for r in roots if os.path.isdir(r))
-                  if os.path.isdir(f))
-    stamp = os.path.getmtime(os.path.join(folder, "config.json"))
-    if _DEPTH_MODELS.get(folder, (None,))[0] != stamp:
-        held = torch.nn.Module()  # ModelPatcher sets .device on its model; a transformers model's is read-only
-        held.depth = load_depth_model(folder, "cpu").requires_grad_(False)
-        _DEPTH_MODELS[folder] = (stamp, module_patcher(held))
-    return _DEPTH_MODELS[folder][1]
+    return folder_model_patcher(DEPTH, name, "depth_model", depth_choices(), lambda f: load_depth_model(f, "cpu"),
+                                "depth-anything/Depth-Anything-V2-Small-hf or Intel/dpt-hybrid-midas")
 
 
 class HiCASTDepthMap(io.ComfyNode):
@@ -234,7 +258,7 @@ class HiCASTDepthMap(io.ComfyNode):
         patcher = depth_patcher(depth_model)
         load(patcher)
         images = as_rgb_batch(finite(image, "image"), "image")
-        return io.NodeOutput(depth_map(patcher.model.depth, images, resolution, progress=progress_bar(images.shape[0]))
+        return io.NodeOutput(depth_map(patcher.model.inner, images, resolution, progress=progress_bar(images.shape[0]))
                              .to(comfy.model_management.intermediate_device()))
 
 

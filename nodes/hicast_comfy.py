@@ -26,6 +26,15 @@ def module_patcher(module):
                                             offload_device=mm.unet_offload_device())
 
 
+class Hosted(torch.nn.Module):
+    """Holds a third-party model (transformers) for a ModelPatcher, which sets bookkeeping attributes such as
+    .device that transformers models make read-only; the model is .inner."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+
 def hicast_module(kind, name, module, map_type):
     """The HICAST_MODULE value nodes pass around."""
     module = module.eval().requires_grad_(False)

@@ -87,7 +87,9 @@ def demo_inputs(input_dir):
     for name in ("dreamstyle_pairs_ct", "dreamstyle_pairs_sft"):  # the DreamStyle training workflow's paired sets
         build_synthetic_benchmark(os.path.join(os.path.dirname(input_dir), "output", name), scenes=2,
                                   styles=["palette", "thermal"], frames=5, height=64, width=64, refs=2, heldout=0.0)
-    return {name: name for name in os.listdir(input_dir)}
+    samples = os.path.join(input_dir, "samples")  # StyleMotif's sample motions (StyleMotifLoadMotion reads input/)
+    shutil.copytree(os.path.join(ensure_fixtures(), "stylemotif", "samples"), samples, dirs_exist_ok=True)
+    return {**{name: name for name in os.listdir(input_dir)}, **{f"samples/{n}": f"samples/{n}" for n in os.listdir(samples)}}
 
 
 def referenced_inputs(api):
@@ -193,8 +195,9 @@ def main():
                 if node["class_type"] == "HiCASTDepthMap":
                     node["inputs"]["resolution"] = 70  # the clip is 64x64
                 if node["class_type"] == "DreamStyleTrainTokenLoRA":
+                    node["inputs"].pop("clip_vision", None)  # the tiny CLIP vision (32 wide) does not fit the toy Wan
                     node["inputs"].update(rank=4, lr=1e-4, accumulation=1, save_every=0, precision="fp32",
-                                          lora_name="demo_" + node["inputs"]["lora_name"])
+                                          overwrite=True, lora_name="demo_" + node["inputs"]["lora_name"])
             result = client.run(wf)
             if not result.ok:
                 print(f"[demo] {name}: FAILED: {result.describe_error()}")

@@ -2,6 +2,7 @@
 
     python scripts/train_dreamstyle.py --config cfg.json
     torchrun --nproc_per_node 8 scripts/train_dreamstyle.py --config cfg.json
+    python scripts/train_dreamstyle.py --config cfg.json --plan     # the memory plan only, then exit
 
 The same core as the ComfyUI node (dreamstyle/training.py), the same checkpoints (resumable: rerun the
 same command after a crash) and the same token-LoRA file. Under torchrun each process takes
@@ -14,10 +15,18 @@ copy; the model is then loaded on the CPU and each process moves only its shards
    "init_lora": null, "resume": true, "cache_dir": null, "loss_log": "runs/ct/loss.jsonl",
    "train": {"stage": "CT", "steps": 6000, "rank": 64, "lr": 4e-5, "batch": 2, "accumulation": 1,
              "ratio": "1:2:1", "seed": 0, "save_every": 250, "precision": "bf16",
-             "gradient_checkpointing": true, "shard_base": "none"},
+             "gradient_checkpointing": true, "shard_base": "none", "block_swap": 0,
+             "offload_activations": false, "optimizer_offload": false},
    "model": {"diffusion_model": ".../wan2.1_i2v_480p_14B_bf16.safetensors",
              "vae": ".../wan_2.1_vae.safetensors", "text_encoder": ".../umt5_xxl_fp16.safetensors",
              "clip_vision": ".../clip_vision_h.safetensors", "base_dtype": "bf16"}}
+
+"base_dtype": bf16 (default), fp16, fp32 or fp8_e4m3fn (the base stored in fp8, computed on bf16 copies of
+one block at a time). "block_swap": N keeps the last N blocks in pinned CPU memory and copies each to the
+GPU when it runs, the next one prefetched (needs gradient_checkpointing); "offload_activations" keeps the
+checkpointed block inputs in CPU memory until the backward pass; "optimizer_offload" runs AdamW on the CPU. `--plan` prints the memory plan
+(dreamstyle/training_memory_plan.py) for the dataset's largest pair and whether it fits this GPU, from
+the model file's header alone (no weights are read); `--frames/--height/--width` plan another size.
 
 "model" may instead name a Python factory, {"factory": "file.py:build", ...}: build(config) returns
 (model, dreamstyle.training_data.Encoders) (tests use a toy model this way). Paths in the config are
@@ -57,16 +66,22 @@ def comfy_model(opts, base, device):
     import comfy.clip_vision
     import comfy.sd
     import comfy.utils
+    BASE_DTYPES = base_dtypes()
     pack = _import_pack()
     training_nodes = importlib.import_module("unistyle_pack.nodes.dreamstyle_training")
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[opts.get("base_dtype", "fp32")]
+    dtype = BASE_DTYPES[opts.get("base_dtype", "bf16")]
     patcher = comfy.sd.load_diffusion_model(_path(base, opts["diffusion_model"]), model_options={"dtype": dtype})
-    model = patcher.model.diffusion_model.to(device)
+    model = patcher.model.diffusion_model
     vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(_path(base, opts["vae"])))
     clip = comfy.sd.load_clip([_path(base, opts["text_encoder"])], clip_type=comfy.sd.CLIPType.WAN)
     clip_vision = comfy.clip_vision.load(_path(base, opts["clip_vision"])) if opts.get("clip_vision") else None
     del pack
     return model, training_nodes.comfy_encoders(vae, clip, clip_vision, patcher.model.process_latent_in)
+
+
+def base_dtypes():
+    import torch
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32, "fp8_e4m3fn": torch.float8_e4m3fn}
 
 
 def _import_pack():
@@ -79,10 +94,41 @@ def _import_pack():
     return sys.modules["unistyle_pack"]
 
 
+def memory_plan(config, base, cfg, opts, device, args):
+    """The MemoryPlan of this config (training_memory_plan.py): the model's shapes from the file header (or
+    the factory's model), the size from the dataset's largest pair unless --frames/--height/--width."""
+    import torch
+    from dreamstyle.training_data import load_pairs
+    from dreamstyle.training_memory_plan import WanShape, plan
+    if "factory" in opts:
+        shape = WanShape.from_model(load_factory(opts["factory"], base)(config)[0])
+        stored = "fp32"
+    else:
+        from safetensors import safe_open
+        with safe_open(_path(base, opts["diffusion_model"]), "pt") as f:
+            shapes = {k: f.get_slice(k).get_shape() for k in f.keys()}
+        prefix = next((p for p in ("model.diffusion_model.", "diffusion_model.") if any(k.startswith(p) for k in shapes)),
+                      "")
+        shape = WanShape.from_shapes({k[len(prefix):]: v for k, v in shapes.items() if k.startswith(prefix)})
+        stored = opts.get("base_dtype", "bf16")
+    raw = max((p.record["raw"] for p in load_pairs(_path(base, config["dataset"]), cfg.split)),
+              key=lambda r: r["frames"] * r["height"] * r["width"])
+    budget = torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else None
+    return plan(shape, args.frames or raw["frames"], args.height or raw["height"], args.width or raw["width"],
+                rank=cfg.rank, base_dtype=stored, compute_dtype="bf16" if stored.startswith("fp8") else stored,
+                batch=cfg.batch, gradient_checkpointing=cfg.gradient_checkpointing, block_swap=cfg.block_swap,
+                offload_activations=cfg.offload_activations, optimizer_offload=cfg.optimizer_offload,
+                prefetch=device.type == "cuda", budget=budget)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", required=True)
     ap.add_argument("--steps", type=int, help="override train.steps")
+    ap.add_argument("--plan", action="store_true", help="print the memory plan and whether it fits, then exit")
+    ap.add_argument("--frames", type=int, help="--plan: frames (default: the dataset's largest pair)")
+    ap.add_argument("--height", type=int, help="--plan: height")
+    ap.add_argument("--width", type=int, help="--plan: width")
     a = ap.parse_args(argv)
     base = os.path.dirname(os.path.abspath(a.config))
     with open(a.config) as f:
@@ -111,12 +157,18 @@ def main(argv=None):
         train["steps"] = a.steps
     cfg = TrainConfig.from_dict(train)
     opts = config.get("model", {})
-    load_device = torch.device("cpu") if cfg.shards_base(world) else device
+    if a.plan:
+        mem = memory_plan(config, base, cfg, opts, device, a)
+        print(mem.report())
+        print(json.dumps(mem.to_dict()))
+        return 0 if mem.fits is not False else 3
+    sharded = cfg.shards_base(world)
     if "factory" in opts:
         model, encoders = load_factory(opts["factory"], base)(config)
-        model = model.to(load_device)
     else:
-        model, encoders = comfy_model(opts, base, load_device)
+        model, encoders = comfy_model(opts, base, device)
+    from dreamstyle.training_block_swap import place_blocks
+    model = model.to("cpu") if sharded else place_blocks(model, device, cfg.block_swap)
     loss_log = _path(base, config.get("loss_log"))
     t0 = time.time()
 

@@ -27,7 +27,11 @@ def test_train_ct_then_sft_then_stylize(server, tiny_models):
     wf = tiny_workflow(api, steps=2, inputs={"dreamstyle_input.mp4": "dst_7.mp4", "dreamstyle_style.png": "dst_style.png"})
     for node in wf.values():
         if node["class_type"] == "DreamStyleTrainTokenLoRA":
+            # the tiny CLIP-vision model's features (32 wide) do not fit the tiny Wan's image branch (1280): the
+            # trainer refuses them, so the tiny run trains without (the real graph feeds ViT-H to both)
+            del node["inputs"]["clip_vision"]
             node["inputs"].update(rank=4, lr=1e-3, accumulation=1, batch=2, save_every=1, precision="fp32",
+                                  overwrite=True,
                                   lora_name=node["inputs"]["lora_name"].replace("dreamstyle_", "e2e_dreamstyle_"))
     result = server.run(wf)
     assert result.ok, result.describe_error()

@@ -250,3 +250,20 @@ def test_a_latent_from_another_conditioning_run_is_refused_with_the_packs_messag
     other = ds.DreamStyleConditioning.execute(text_cond(1), text_cond(2), vae, video(frames=13)).result[2]  # 4
     with pytest.raises(ValueError, match="connect the latent and the positive/negative of the same"):
         sample(patched, pos, neg, other, steps=1)
+
+
+def test_without_the_lora_loader_a_wrong_base_or_latent_is_refused_by_the_conditioning(wan, tiny_models):
+    """The check rides on the conditioning (a ComfyUI conditioning hook): the stock KSampler with the plain
+    model still gets the pack's message, and a matching pair samples exactly as before."""
+    import nodes
+    model, vae, ds = wan
+    pos, neg, latent, _ = condition(ds, vae)
+    other = ds.DreamStyleConditioning.execute(text_cond(1), text_cond(2), vae, video(frames=13)).result[2]
+    with pytest.raises(ValueError, match="latent_image: has 4 latent frames but the conditioning was built for 5"):
+        sample(model, pos, neg, other, steps=1)
+    fun = nodes.UNETLoader().load_unet("tiny_wan21_fun_control.safetensors", "default")[0]
+    with pytest.raises(ValueError, match="model: DreamStyle needs a Wan2.1-I2V model.*WAN21_FunControl2V"):
+        sample(fun, pos, neg, latent, steps=1)
+    plain_pos = [[c[0], {k: v for k, v in c[1].items() if k != "hooks"}] for c in pos]
+    plain_neg = [[c[0], {k: v for k, v in c[1].items() if k != "hooks"}] for c in neg]
+    assert torch.equal(sample(model, pos, neg, latent)["samples"], sample(model, plain_pos, plain_neg, latent)["samples"])

@@ -20,7 +20,7 @@ def parts(comfy, tiny_models, unistyle, test_nodes, tmp_path_factory):
     vae = comfy.sd.VAE(sd=sd, metadata=meta)
     clip = test_nodes.TinyUMT5Loader.execute(clip_name="tiny_umt5.safetensors").result[0]
     base = tmp_path_factory.mktemp("ds_train_host")
-    dataset = str(base / "pairs")
+    dataset = str(base / "output" / "pairs")  # datasets are read from ComfyUI's output folder
     build_synthetic_benchmark(dataset, scenes=3, styles=["palette", "ink"], frames=5, height=32, width=32, refs=2,
                               heldout=0.34)
     old = folder_paths.get_output_directory()
@@ -32,9 +32,10 @@ def parts(comfy, tiny_models, unistyle, test_nodes, tmp_path_factory):
 
 
 def train(parts, **kw):
-    args = dict(model=parts["model"], vae=parts["vae"], clip=parts["clip"], dataset_dir=parts["dataset"], stage="CT",
+    args = dict(model=parts["model"], vae=parts["vae"], clip=parts["clip"], dataset_dir="pairs", stage="CT",
                 steps=4, rank=4, lr=1e-3, batch=2, accumulation=1, ratio="1:2:1", seed=0, save_every=2,
-                lora_name="test_dreamstyle_ct", precision="fp32", gradient_checkpointing=False)
+                lora_name="test_dreamstyle_ct", precision="fp32", gradient_checkpointing=False,
+                overwrite=True)  # the loras folder outlives a test run
     args.update(kw)
     return parts["node"].DreamStyleTrainTokenLoRA.execute(**args).result
 
@@ -45,7 +46,8 @@ def test_node_trains_a_loadable_lora_and_leaves_the_base_untouched(parts):
     dm = parts["model"].get_model_object("diffusion_model")
     before = {k: v.clone() for k, v in dm.state_dict().items()}
     flags = [p.requires_grad for p in dm.parameters()]
-    model, name, curve = train(parts, gradient_checkpointing=True)
+    model, name, curve, plan = train(parts, gradient_checkpointing=True)
+    assert "DreamStyle training memory plan" in plan and "fits" in plan
     assert all(torch.equal(before[k], v) for k, v in dm.state_dict().items())  # base bit-identical
     assert [p.requires_grad for p in dm.parameters()] == flags
     path = folder_paths.get_full_path("loras", name)
@@ -70,18 +72,51 @@ def test_node_trains_a_loadable_lora_and_leaves_the_base_untouched(parts):
 
 @pytest.mark.slow
 def test_sft_node_starts_from_the_ct_lora_and_resume_continues(parts):
-    _, ct_name, _ = train(parts, lora_name="test_dreamstyle_ct2", steps=2)
+    _, ct_name, _, _ = train(parts, lora_name="test_dreamstyle_ct2", steps=2)
     import folder_paths
     ct_sha = read_safetensors(folder_paths.get_full_path("loras", ct_name))[1]["sha256"]
-    _, sft_name, _ = train(parts, stage="SFT", lora_name="test_dreamstyle_sft", steps=2, init_lora=ct_name, lr=5e-4)
+    _, sft_name, _, _ = train(parts, stage="SFT", lora_name="test_dreamstyle_sft", steps=2, init_lora=ct_name, lr=5e-4)
     meta = read_safetensors(folder_paths.get_full_path("loras", sft_name))[1]
     assert meta["stage"] == "SFT" and meta["init_lora_sha256"] == ct_sha
-    _, _, curve = train(parts, stage="SFT", lora_name="test_dreamstyle_sft", steps=4, init_lora=ct_name, lr=5e-4)
+    from unistyle_pack.nodes.guards import NodeInputError
+    with pytest.raises(NodeInputError, match="lora_name: models/loras/test_dreamstyle_sft.safetensors already exists"):
+        train(parts, stage="SFT", lora_name="test_dreamstyle_sft", steps=4, init_lora=ct_name, lr=5e-4, overwrite=False)
+    with pytest.raises(ValueError, match="resume: .*lr: checkpoint 0.0005, now 0.001"):  # another job's checkpoint
+        train(parts, stage="SFT", lora_name="test_dreamstyle_sft", steps=4, init_lora=ct_name)
+    train(parts, stage="SFT", lora_name="test_dreamstyle_sft", steps=4, init_lora=ct_name, lr=5e-4)
     assert read_safetensors(folder_paths.get_full_path("loras", sft_name))[1]["steps"] == "4"
-    with pytest.raises(ValueError, match="init_lora"):
+    with pytest.raises(NodeInputError, match="init_lora"):
         train(parts, stage="SFT", lora_name="x", init_lora="no_such_lora.safetensors")
-    with pytest.raises(ValueError, match="dataset_dir"):
-        train(parts, dataset_dir="/no/such/folder")
+    for bad in ("/no/such/folder", "../pairs", parts["dataset"]):
+        with pytest.raises(NodeInputError, match="dataset_dir"):
+            train(parts, dataset_dir=bad, lora_name="z")
+    with pytest.raises(NodeInputError, match="init_lora"):
+        train(parts, stage="SFT", lora_name="y", init_lora=folder_paths.get_full_path("loras", ct_name))
+    # partial files (temporary names) never show in the loras list
+    assert all(n.endswith(".safetensors") for n in folder_paths.get_filename_list("loras"))
+
+
+@pytest.mark.slow
+def test_fp8_base_with_block_swap_trains_the_lora_of_the_unswapped_run(parts, tiny_models):
+    """UNETLoader weight_dtype fp8_e4m3fn: the base computes on per-call copies; swapping blocks changes where
+    the weights come from, not the result (bit-identical LoRA files)."""
+    import comfy.sd
+    import folder_paths
+    fp8 = comfy.sd.load_diffusion_model(os.path.join(tiny_models, "diffusion_models", "tiny_wan21_i2v.safetensors"),
+                                        model_options={"dtype": torch.float8_e4m3fn})
+    dm = fp8.get_model_object("diffusion_model")
+    assert next(dm.blocks.parameters()).dtype == torch.float8_e4m3fn
+    before = {k: v.clone() for k, v in dm.state_dict().items()}
+    files = {}
+    for swap in (0, len(dm.blocks)):
+        _, name, _, plan = train(parts, model=fp8, lora_name=f"test_fp8_swap{swap}", steps=2, block_swap=swap,
+                                 gradient_checkpointing=True, precision="bf16")
+        assert f"block_swap {swap}" in plan and "base fp8_e4m3fn" in plan
+        files[swap] = read_safetensors(folder_paths.get_full_path("loras", name))[0]
+    a, b = files.values()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(float(v.abs().max()) > 0 for k, v in a.items() if "lora_up" in k)
+    assert all(torch.equal(before[k], v) for k, v in dm.state_dict().items())
 
 
 @pytest.mark.slow
@@ -99,3 +134,16 @@ def test_loss_decreases_on_the_real_tiny_wan(parts):
         trainer.run()
         end = trainer.evaluate(fixed)
     assert end < 0.9 * start, (start, end)
+
+
+def test_training_encodes_style_images_as_the_inference_graph_does(parts):
+    """Train = inference: the trainer's CLIP-vision features of a style image are CLIPVisionEncode's (crop
+    center, as the shipped workflows use it) penultimate hidden states, the ones Wan's image branch reads."""
+    import nodes
+    clip_vision = parts["tiny"].TinyCLIPVisionLoader.execute(clip_name="tiny_clip_vision.safetensors").result[0]
+    enc = parts["node"].comfy_encoders(parts["vae"], parts["clip"], clip_vision)
+    image = torch.rand(1, 40, 56, 3, generator=torch.Generator().manual_seed(3))  # not square: the crop matters
+    inference = nodes.CLIPVisionEncode().encode(clip_vision, image, "center")[0]["penultimate_hidden_states"]
+    assert torch.equal(enc.clip_vision_encode(image), inference.float().cpu())
+    uncropped = nodes.CLIPVisionEncode().encode(clip_vision, image, "none")[0]["penultimate_hidden_states"]
+    assert not torch.equal(enc.clip_vision_encode(image), uncropped.float().cpu())

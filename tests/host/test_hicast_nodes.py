@@ -64,7 +64,7 @@ def test_edge_and_smoothing_nodes_keep_size(hc):
 
 
 def test_depth_node_names_the_folder_when_none_installed(hc):
-    with pytest.raises(FileNotFoundError, match="hicast_depth"):
+    with pytest.raises(ValueError, match="depth_model: no model .* in models/hicast_depth"):
         run(hc.HiCASTDepthMap, image=photo(), depth_model=hc.NONE_INSTALLED, resolution=64)
 
 
@@ -347,3 +347,52 @@ def test_pack_modules_go_through_the_memory_manager(hc, sd15):
     sample(patched, pos, neg)
     loaded = [m.model for m in comfy.model_management.current_loaded_models]
     assert any(m is edge["patcher"] for m in loaded)
+
+
+def test_semantic_segmentation_node_with_a_user_model_in_models_hicast_seg(hc, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    import comfy.model_management
+    import folder_paths
+    torch.manual_seed(0)
+    cfg = transformers.SegformerConfig(num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[8, 16],
+                                       num_attention_heads=[1, 2], mlp_ratios=[2, 2], decoder_hidden_size=16,
+                                       num_labels=150)
+    transformers.SegformerForSemanticSegmentation(cfg).save_pretrained(tmp_path / "hicast_seg" / "tiny-seg",
+                                                                       safe_serialization=True)
+    folder_paths.add_model_folder_path(hc.SEG, str(tmp_path / "hicast_seg"))
+    assert "tiny-seg" in hc.segmentation_choices()
+    out = run(hc.HiCASTSegmentationMap, image=photo(40, 56), threshold=0.5, seg_model="tiny-seg", resolution=64)[0]
+    assert out.shape == (1, 40, 56, 3)
+    patcher = hc.folder_model_patcher(hc.SEG, "tiny-seg", "seg_model", hc.segmentation_choices(), None, "")
+    assert any(m.model is patcher for m in comfy.model_management.current_loaded_models)  # memory-managed, cached
+    with pytest.raises(ValueError, match="seg_model: no model '../tiny-seg' in models/hicast_seg"):
+        run(hc.HiCASTSegmentationMap, image=photo(), threshold=0.5, seg_model="../tiny-seg", resolution=64)
+
+
+def test_depth_node_with_a_user_model_is_cached_and_memory_managed(hc, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    import folder_paths
+    torch.manual_seed(0)
+    cfg = transformers.DPTConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
+                                 image_size=64, patch_size=16, neck_hidden_sizes=[8, 16, 32, 32], fusion_hidden_size=16,
+                                 head_hidden_size=8, backbone_out_indices=[0, 1, 2, 3], reassemble_factors=[4, 2, 1, 0.5])
+    transformers.DPTForDepthEstimation(cfg).save_pretrained(tmp_path / "hicast_depth" / "tiny-dpt", safe_serialization=True)
+    folder_paths.add_model_folder_path(hc.DEPTH, str(tmp_path / "hicast_depth"))
+    first = run(hc.HiCASTDepthMap, image=photo(40, 56), depth_model="tiny-dpt", resolution=64)[0]
+    patcher = hc.depth_patcher("tiny-dpt")
+    second = run(hc.HiCASTDepthMap, image=photo(40, 56), depth_model="tiny-dpt", resolution=64)[0]
+    assert first.shape == (1, 40, 56, 3) and torch.equal(first, second)
+    assert hc.depth_patcher("tiny-dpt") is patcher  # loaded once, not per run
+
+
+def test_the_received_model_samples_the_same_after_training(hc, tiny_models):
+    """The trainer's autograd views are clones: once ComfyUI loads the original again, its weight functions and
+    object patches are gone and it samples bit for bit as before."""
+    model, vae = loaded_sd15(tiny_models)
+    pos, neg = style_cond(hc)
+    with torch.inference_mode():
+        before = sample(model, pos, neg)
+    train_adapter(hc, model, vae, "test_hc_after.safetensors", steps=1)
+    with torch.inference_mode():
+        assert torch.equal(sample(model, pos, neg), before)
+    assert all(not getattr(m, "weight_function", []) for m in model.model.diffusion_model.modules())

@@ -76,20 +76,21 @@ def test_missing_family_package_removes_only_that_family(comfy, full, monkeypatc
         assert f"'{package}' is missing" in line and "install it with: pip install" in line, line
 
 
-def test_missing_mediapipe_removes_only_the_segmentation_node(comfy, full, monkeypatch, caplog):
+def test_missing_mediapipe_keeps_every_node_without_its_choices(comfy, full, monkeypatch, caplog):
+    """Segmentation and pose also run on transformers / onnxruntime models: only mediapipe's choices go."""
     caplog.set_level(logging.WARNING, logger="unistyle")
     nodes = fresh_pack_nodes(monkeypatch, {"mediapipe"}, "mediapipe")
-    assert ids(full) - ids(nodes) == {"HiCASTSegmentationMap"}
-    pose = next(n for n in nodes if n.__name__ == "HiCASTPoseMap").define_schema()
-    choices = next(i for i in pose.inputs if i.id == "pose_model").options
-    assert "mediapipe (built in)" not in choices
-    (line,) = [r.getMessage() for r in caplog.records if r.name == "unistyle"]
-    assert "HiCASTSegmentationMap" in line and "'mediapipe' is missing" in line and "requirements-extras.txt" in line
+    assert ids(full) == ids(nodes)
+    for node, input_id, choice in (("HiCASTPoseMap", "pose_model", "mediapipe (built in)"),
+                                   ("HiCASTSegmentationMap", "seg_model", "mediapipe person (built in)")):
+        schema = next(n for n in nodes if n.__name__ == node).define_schema()
+        assert choice not in next(i for i in schema.inputs if i.id == input_id).options
+    assert not [r for r in caplog.records if r.name == "unistyle"]
 
 
 def test_pose_node_goes_only_when_neither_pose_runtime_imports(comfy, full, monkeypatch, caplog):
     caplog.set_level(logging.WARNING, logger="unistyle")
     nodes = fresh_pack_nodes(monkeypatch, {"mediapipe", "onnxruntime"}, "mediapipe_onnxruntime")
-    assert ids(full) - ids(nodes) == {"HiCASTSegmentationMap", "HiCASTPoseMap"}
+    assert ids(full) - ids(nodes) == {"HiCASTPoseMap"}  # segmentation stays: transformers models
     lines = [r.getMessage() for r in caplog.records if r.name == "unistyle"]
-    assert len(lines) == 2 and any("needs one of mediapipe, onnxruntime" in line for line in lines), lines
+    assert len(lines) == 1 and "needs one of mediapipe, onnxruntime" in lines[0], lines

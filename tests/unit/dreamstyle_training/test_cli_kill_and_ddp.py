@@ -108,3 +108,20 @@ def test_base_sharded_over_two_gloo_processes_gives_the_one_process_loss_curve(s
         for rank in (0, 1):
             assert probe(mode, rank) == {"calls": calls, "whole_weight_calls": calls, "model_elements_max": 0,
                                          "restored": True}
+
+
+def test_plan_prints_the_memory_plan_and_block_swap_trains(tmp_path, synthetic_dataset):
+    """`--plan` prints the plan (no training); the same config with block_swap trains to the unswapped LoRA."""
+    cfg = config(tmp_path, "plan", synthetic_dataset, steps=2, gradient_checkpointing=True, block_swap=1)
+    out = subprocess.run([sys.executable, CLI, "--config", cfg, "--plan", "--frames", "81"], env=ENV,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    plan = json.loads(out.stdout.strip().splitlines()[-1])
+    assert plan["settings"]["block_swap"] == 1 and plan["settings"]["frames"] == 81 and plan["peak_gb"] > 0
+    assert "LoRA + grads + AdamW" in out.stdout and not os.path.exists(tmp_path / "plan")  # nothing trained
+    swapped, _ = run([CLI, "--config", cfg])
+    plain, _ = run([CLI, "--config", config(tmp_path, "noswap", synthetic_dataset, steps=2,
+                                            gradient_checkpointing=True)])
+    assert swapped["losses"] == plain["losses"]
+    a, b = read_safetensors(swapped["output"])[0], read_safetensors(plain["output"])[0]
+    assert all(torch.equal(a[k], b[k]) for k in a)

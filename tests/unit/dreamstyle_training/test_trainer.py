@@ -148,11 +148,11 @@ def test_accumulation_equals_a_larger_batch(synthetic_dataset, tmp_path):
 
 
 def test_gradient_checkpointing_gives_the_same_training(synthetic_dataset, tmp_path, monkeypatch):
-    import dreamstyle.training as training
+    import dreamstyle.training_block_swap as streaming
     _, plain = train(synthetic_dataset, tmp_path / "a", steps=3)
     calls = []
-    real = training._checkpointed
-    monkeypatch.setattr(training, "_checkpointed", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = streaming.checkpointed
+    monkeypatch.setattr(streaming, "checkpointed", lambda *a, **k: calls.append(1) or real(*a, **k))
     model = ToyWan()
     _, ckpt = train(synthetic_dataset, tmp_path / "b", model=model, steps=3, gradient_checkpointing=True)
     assert ckpt.losses == pytest.approx(plain.losses, rel=1e-5)
@@ -179,5 +179,13 @@ def test_bad_inputs_name_the_input(synthetic_dataset, tmp_path):
         TrainConfig(stage="XX")
     with pytest.raises(ValueError, match="dataset_dir.*split"):
         DreamStyleTrainer(ToyWan(), toy_encoders(), synthetic_dataset, TrainConfig(split="nope"), tmp_path / "r")
-    with pytest.raises(ValueError, match="device: the model is on cpu"):  # only a sharded base may start elsewhere
-        DreamStyleTrainer(ToyWan(), toy_encoders(), synthetic_dataset, TrainConfig(), tmp_path / "r", device="meta")
+    with pytest.raises(ValueError, match="block_swap: expected 0..2"):
+        DreamStyleTrainer(ToyWan(), toy_encoders(), synthetic_dataset,
+                          TrainConfig(block_swap=3, gradient_checkpointing=True), tmp_path / "r")
+    with pytest.raises(ValueError, match="block_swap: needs gradient_checkpointing"):
+        TrainConfig(block_swap=1)
+    narrow = toy_encoders()
+    wide = narrow.clip_vision_encode
+    narrow.clip_vision_encode = lambda image: wide(image)[..., :1024]  # a ViT-L's width for Wan's ViT-H branch
+    with pytest.raises(ValueError, match="clip_vision: its features are 1024 wide, the model's image branch takes 1280"):
+        DreamStyleTrainer(ToyWan(), narrow, synthetic_dataset, TrainConfig(), tmp_path / "clip")

@@ -18,7 +18,7 @@ SIGMA = 0.1
 class ColourDotDetector(torch.nn.Module):
     """Heatmap k = avgpool_8(exp(-||x - c_k||^2 / sigma^2)) with c_k = COLOURS[k] in the model's input space
     (BGR, v/256 - 0.5): 1 on pixels of exactly that colour, ~0 elsewhere; 19th channel = background
-    (1 - max_k), plus a zero 38-channel PAF output as OpenPose has."""
+    (1 - max_k). No PAF output: the single-person decoding path."""
 
     def __init__(self):
         super().__init__()
@@ -27,19 +27,16 @@ class ColourDotDetector(torch.nn.Module):
         with torch.no_grad():  # -||x - c||^2 = 2 c.x - ||c||^2 - ||x||^2
             self.conv.weight.copy_(2 * c[:, :, None, None] / SIGMA ** 2)
             self.conv.bias.copy_(-(c * c).sum(1) / SIGMA ** 2)
-        self.paf = torch.nn.Conv2d(3, 38, 8, stride=8)
-        torch.nn.init.zeros_(self.paf.weight)
-        torch.nn.init.zeros_(self.paf.bias)
 
     def forward(self, x):
         heat = F.avg_pool2d(torch.exp(self.conv(x) - (x * x).sum(1, keepdim=True) / SIGMA ** 2), 8)
-        return self.paf(x), torch.cat([heat, 1 - heat.amax(1, keepdim=True)], 1)
+        return torch.cat([heat, 1 - heat.amax(1, keepdim=True)], 1)
 
 
 def export(path, size=None):
     x = torch.rand(1, 3, *(size or (64, 64)))
     dynamic = None if size else {"image": {2: "h", 3: "w"}}
-    torch.onnx.export(ColourDotDetector().eval(), x, str(path), input_names=["image"], output_names=["paf", "heatmaps"],
+    torch.onnx.export(ColourDotDetector().eval(), x, str(path), input_names=["image"], output_names=["heatmaps"],
                       dynamic_axes=dynamic, dynamo=False)
     return onnx_pose.load_onnx_pose(str(path))
 
@@ -60,7 +57,9 @@ def test_keypoints_land_on_the_dots_and_are_drawn_in_openpose_colours(tmp_path, 
     session = export(tmp_path / "dots.onnx", fixed)
     image, centres = dots(256, 192 if fixed else 256)
     stride = 8 * 256 / (fixed or (256, 256))[0]  # frame pixels per heatmap cell
-    found = onnx_pose.onnx_pose_keypoints(session, image, threshold=0.1, resolution=256)[0]
+    people = onnx_pose.onnx_pose_keypoints(session, image, threshold=0.1, resolution=256)[0]
+    assert len(people) == 1
+    found = people[0]
     for k, (centre, point) in enumerate(zip(centres, found)):
         assert point is not None, k
         assert abs(point[0] - centre[0]) <= stride and abs(point[1] - centre[1]) <= stride, (k, point, centre)
@@ -76,7 +75,7 @@ def test_keypoints_land_on_the_dots_and_are_drawn_in_openpose_colours(tmp_path, 
 def test_nothing_above_threshold_gives_a_black_map(tmp_path):
     session = export(tmp_path / "dots.onnx")
     black = torch.zeros(2, 64, 64, 3)
-    assert onnx_pose.onnx_pose_keypoints(session, black, resolution=64) == [[None] * 18] * 2
+    assert onnx_pose.onnx_pose_keypoints(session, black, resolution=64) == [[], []]
     assert onnx_pose.onnx_pose_map(session, black, resolution=64).sum() == 0
 
 

@@ -25,8 +25,8 @@ def test_selfie_segmentation_finds_the_astronaut(mediapipe, photos):
 
 def test_pose_finds_the_astronaut_and_draws_openpose_colours(mediapipe, photos):
     people = pose_maps.detect_poses(photos["astronaut"])
-    kp = people[0]
-    assert kp is not None
+    assert len(people[0]) == 1
+    kp = people[0][0]
     nose, neck = kp[0], kp[1]
     assert nose is not None and neck is not None and nose[1] < neck[1]  # head above the neck
     m = pose_maps.pose_map(photos["astronaut"])
