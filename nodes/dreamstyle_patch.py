@@ -90,6 +90,7 @@ class TokenLoRARunner:
 
 
 _SHARED = weakref.WeakValueDictionary()
+_LAST = []  # the most recent runner stays alive: a strength change builds its model after the old one is gone
 
 
 def shared_runner(diffusion_model, lora_key, make_loras):
@@ -101,6 +102,7 @@ def shared_runner(diffusion_model, lora_key, make_loras):
     if runner is None:
         runner = TokenLoRARunner(TokenLoRAHooks(make_loras()))
         _SHARED[key] = runner
+    _LAST[:] = [runner]
     return runner
 
 
