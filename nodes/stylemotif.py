@@ -45,6 +45,9 @@ Model = io.Custom("STYLEMOTIF_MODEL")  # a comfy.model_patcher.ModelPatcher arou
 Motion = io.Custom("STYLEMOTIF_MOTION")
 Style = io.Custom("STYLEMOTIF_STYLE")
 CATEGORY = "UniStyle/StyleMotif"
+# how the core's messages start -> the Stylize input they are about
+CORE_NAMES = (("text", "positive"), ("negative", "negative"), ("style", "style"), ("block m", "block_m"),
+              ("frames", "frames"), ("steps", "steps"), ("strength", "strength"))
 
 
 def _motion(features):
@@ -240,9 +243,9 @@ class StyleMotifStylize(io.ComfyNode):
                 out = m.transfer(content_motion["features"], text=text, null_text=null, strength=strength, **common)
             else:
                 out = m.generate(text, null, frames=frames, **common)
-        except ValueError as e:
+        except ValueError as e:  # the core names what it refused; say which node input that is
             msg = str(e)
-            name = "positive" if msg.startswith("text") else "block_m" if "block m" in msg else "negative" if msg.startswith("negative") else "style" if msg.startswith("style") else "content_motion"
+            name = next((inp for prefix, inp in CORE_NAMES if msg.startswith(prefix)), "content_motion")
             raise guards.NodeInputError(msg if msg.startswith(name) else f"{name}: {msg}") from None
         return io.NodeOutput(_motion(out[0]))
 

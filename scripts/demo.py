@@ -234,8 +234,8 @@ def main():
     if pair_rows:  # dreamstyle_build_pairs: each pair's raw and stylized video under the same control
         contact_sheet(pair_rows, os.path.join(OUT, "dreamstyle_pairs.png"))
     family = family_rows(outputs, os.path.join(BASE, "input"))
-    if family:
-        contact_sheet(sheet_rows + family, os.path.join(OUT, "overview.png"))
+    if family or pair_rows:
+        contact_sheet(sheet_rows + pair_rows + family, os.path.join(OUT, "overview.png"))
     with open(os.path.join(OUT, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
     failed = [n for n, s in summary.items() if "error" in s]
