@@ -32,6 +32,8 @@ SOURCES = {
     "umt5": ("TinyUMT5Loader", {"clip_name": "tiny_umt5.safetensors"}),
     "pos": ("CLIPTextEncode", {"text": "a style", "clip": "@umt5"}),
     "neg": ("CLIPTextEncode", {"text": "", "clip": "@umt5"}),
+    "video9": ("RepeatImageBatch", {"image": "@img2", "amount": 9}),
+    "cond9": ("DreamStyleConditioning", {"positive": "@pos", "negative": "@neg", "vae": "@wan_vae", "video": "@video9"}),
     "cond": ("DreamStyleConditioning", {"positive": "@pos", "negative": "@neg", "vae": "@wan_vae", "video": "@video"}),
     "nan_latent": ("LatentMultiply", {"samples": "@cond:2", "multiplier": NAN}),
     "clip_vision": ("TinyCLIPVisionLoader", {"clip_name": "tiny_clip_vision.safetensors"}),
@@ -149,7 +151,8 @@ ROWS = [
     ("HiCASTEdgeMap", "image", "@nan_img", NOT_FINITE),
     ("HiCASTStyleConditioning", "style_image", "@nan_img", NOT_FINITE),
     ("HiCASTTrainAdapter", "content_images", "@nan_img", NOT_FINITE),
-    # a DreamStyleConditioning pair samples through the stock KSampler
+    # a 5-frame run's latent sampled with a 9-frame run's conditioning; the matched pair samples
+    ("dreamstyle_pair9", "latent_image", "@cond:2", r"layout|belong|conditioning|frame"),
     ("dreamstyle_pair", "latent_image", "@cond:2", OK),
     # oversized metadata: shapes in the file's metadata far beyond its tensors
     ("HiCASTAdapterLoader", "adapter_name", "abuse_huge_adapter.safetensors", r"metadata|config|limit|match|fit"),
@@ -169,6 +172,8 @@ SCENARIOS = {
     # a DreamStyle latent sampled with the conditioning of another run
     "dreamstyle_pair": ("KSampler", {"model": "@wan", "positive": "@cond:0", "negative": "@cond:1",
                                      "latent_image": "@cond:2", "steps": 1, "cfg": 1.0}),
+    "dreamstyle_pair9": ("KSampler", {"model": "@wan", "positive": "@cond9:0", "negative": "@cond9:1",
+                                      "latent_image": "@cond9:2", "steps": 1, "cfg": 1.0}),
 }
 
 # jobs run one after the other on one server: (case, [(target, {input: value}, expected), ...]); expected

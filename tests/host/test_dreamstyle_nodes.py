@@ -163,9 +163,17 @@ def test_bad_inputs_are_named(wan, tiny_models):
     save_file({"unet.down.0.lora_down.weight": torch.zeros(2, 64)}, os.path.join(d, "test_other.safetensors"))
     with pytest.raises(ValueError, match="matches no layer"):
         ds.DreamStyleTokenLoRALoader.execute(model, "test_other.safetensors", 1.0)
-    open(os.path.join(d, "test_pickle.ckpt"), "wb").write(b"\x80\x04")
-    with pytest.raises(ValueError, match="not a .safetensors file"):
-        ds.DreamStyleTokenLoRALoader.execute(model, "test_pickle.ckpt", 1.0)
+    pickle_path = os.path.join(d, "test_pickle.ckpt")
+    open(pickle_path, "wb").write(b"\x80\x04")
+    try:
+        with pytest.raises(ValueError, match="not a .safetensors file"):
+            ds.DreamStyleTokenLoRALoader.execute(model, "test_pickle.ckpt", 1.0)
+    finally:
+        os.remove(pickle_path)  # the shared fixture folder lists only safetensors LoRAs for other tests
+    with pytest.raises(ValueError, match="lora_name: '../x.safetensors'|lora_name: '..' is not allowed"):
+        ds.DreamStyleTokenLoRALoader.execute(model, "../x.safetensors", 1.0)
+    with pytest.raises(ValueError, match="strength: expected a finite number"):
+        ds.DreamStyleTokenLoRALoader.execute(model, "test_other.safetensors", float("nan"))
     with pytest.raises(ValueError, match="carries no DreamStyle layout"):
         ds.DreamStyleTrimLatent.execute({"samples": torch.zeros(1, 16, 2, 4, 4)})
 
