@@ -2,6 +2,7 @@
 import dataclasses
 import logging
 import os
+import uuid
 
 import torch
 
@@ -28,6 +29,7 @@ from .search import search_aliases
 
 CATEGORY = "UniStyle/DreamStyle"
 LAYOUT_KEY = "dreamstyle_layout"
+RUN_ID_ATTR = "dreamstyle_run_id"
 log = logging.getLogger("UniStyle.DreamStyle")
 
 
@@ -129,10 +131,54 @@ class LayoutCheck:
         return executor(x, t, *args, **kwargs)
 
 
-def layout_check_hook(layout):
+class LatentIdentityCheck:
+    """An OUTER_SAMPLE wrapper riding on the same conditioning hook: it runs before ComfyUI prepares the
+    conditions (where a latent of another size would fail inside the model's concat_cond with a raw torch
+    error) and compares the latent with the one this conditioning run built: its size, the run's identity
+    stamped on the latent tensor, and, for a latent that went through other nodes, the held condition frames
+    (z^1st, z^s) it must carry."""
+
+    def __init__(self, layout, reference, run_id):
+        self.layout = layout
+        self.run_id = run_id
+        self.held = layout.condition_mask().bool()
+        self.held_reference = reference[:1, :, self.held].detach().float().cpu()
+        self.hw = tuple(reference.shape[-2:])
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def _refuse(self, why):
+        raise NodeInputError(f"latent_image: {why} ({self.layout.describe()}); connect the latent and the "
+                             "positive/negative of the same DreamStyleConditioning node")
+
+    def __call__(self, executor, noise, latent_image, *args, **kwargs):
+        lay = self.layout
+        if latent_image.ndim != 5 or latent_image.shape[2] != lay.total:
+            got = f"{latent_image.shape[2]} latent frames" if latent_image.ndim == 5 else f"shape {list(latent_image.shape)}"
+            self._refuse(f"has {got} but the conditioning was built for {lay.total}")
+        stamp = getattr(latent_image, RUN_ID_ATTR, None)
+        if stamp is not None and stamp != self.run_id:
+            self._refuse("comes from another DreamStyleConditioning run than this positive/negative, which was built")
+        if tuple(latent_image.shape[-2:]) != self.hw:
+            self._refuse(f"is {latent_image.shape[-1]}x{latent_image.shape[-2]} latent pixels but the conditioning was "
+                         f"built for {self.hw[1]}x{self.hw[0]}")
+        if stamp is None and self.held.any():
+            held = latent_image[:, :, self.held.to(latent_image.device)].float().cpu()
+            ref = self.held_reference
+            err = (held - ref).abs().amax()
+            if not bool(err <= 1e-3 * (1.0 + ref.abs().amax())):
+                self._refuse("holds other condition frames (first frame / style image) than this conditioning")
+        return executor(noise, latent_image, *args, **kwargs)
+
+
+def layout_check_hook(layout, reference, run_id):
+    """The conditioning hook carrying both checks: identity before sampling, base and frames at the model."""
     hook = comfy.hooks.TransformerOptionsHook(
-        transformers_dict={"wrappers": {comfy.patcher_extension.WrappersMP.APPLY_MODEL: {
-            "dreamstyle_layout_check": [LayoutCheck(layout)]}}},
+        transformers_dict={"wrappers": {
+            comfy.patcher_extension.WrappersMP.OUTER_SAMPLE: {
+                "dreamstyle_latent_identity": [LatentIdentityCheck(layout, reference, run_id)]},
+            comfy.patcher_extension.WrappersMP.APPLY_MODEL: {"dreamstyle_layout_check": [LayoutCheck(layout)]}}},
         hook_scope=comfy.hooks.EnumHookScope.AllConditioning)
     group = comfy.hooks.HookGroup()
     group.add(hook)
@@ -170,11 +216,14 @@ def dreamstyle_conditioning(positive, negative, vae, video, style_image=None, fi
               "concat_mask": 1.0 - latents.mask}  # ComfyUI's WAN21.concat_cond feeds the model 1 - concat_mask
     if clip_vision_output is not None:
         values["clip_vision_output"] = clip_vision_output
-    check = layout_check_hook(layout)
+    run_id = uuid.uuid4().hex
+    check = layout_check_hook(layout, latents.reference, run_id)
     positive, negative = (comfy.hooks.set_hooks_for_conditioning(
         with_frame_types(node_helpers.conditioning_set_values(c, values), frame_types), check) for c in (positive, negative))
     device = comfy.model_management.intermediate_device()
-    latent = {"samples": latents.reference.to(device), "noise_mask": latents.denoise_mask.to(device),
+    samples = latents.reference.to(device)
+    setattr(samples, RUN_ID_ATTR, run_id)  # the run's identity travels with the tensor the sampler receives
+    latent = {"samples": samples, "noise_mask": latents.denoise_mask.to(device),
               LAYOUT_KEY: layout.to_dict()}
     info = layout.describe()
     log.info("DreamStyleConditioning: %s", info)

@@ -35,6 +35,8 @@ SOURCES = {
     "video9": ("RepeatImageBatch", {"image": "@img2", "amount": 9}),
     "cond9": ("DreamStyleConditioning", {"positive": "@pos", "negative": "@neg", "vae": "@wan_vae", "video": "@video9"}),
     "cond": ("DreamStyleConditioning", {"positive": "@pos", "negative": "@neg", "vae": "@wan_vae", "video": "@video"}),
+    "video_b": ("RepeatImageBatch", {"image": "@img2", "amount": 5}),
+    "cond_b": ("DreamStyleConditioning", {"positive": "@pos", "negative": "@neg", "vae": "@wan_vae", "video": "@video_b"}),
     "nan_latent": ("LatentMultiply", {"samples": "@cond:2", "multiplier": NAN}),
     "clip_vision": ("TinyCLIPVisionLoader", {"clip_name": "tiny_clip_vision.safetensors"}),
     "sd": ("UNETLoader", {"unet_name": "tiny_sd15_unet.safetensors", "weight_dtype": "default"}),
@@ -154,6 +156,10 @@ ROWS = [
     # a 5-frame run's latent sampled with a 9-frame run's conditioning; the matched pair samples
     ("dreamstyle_pair9", "latent_image", "@cond:2", r"layout|belong|conditioning|frame"),
     ("dreamstyle_pair", "latent_image", "@cond:2", OK),
+    # a 9-frame run's latent with a 5-frame run's conditioning (refused before ComfyUI's concat_cond)
+    ("dreamstyle_pair", "latent_image", "@cond9:2", r"latent frames but the conditioning was built"),
+    # another run with the same frame count
+    ("dreamstyle_pair", "latent_image", "@cond_b:2", r"another DreamStyleConditioning run|latent pixels"),
     # oversized metadata: shapes in the file's metadata far beyond its tensors
     ("HiCASTAdapterLoader", "adapter_name", "abuse_huge_adapter.safetensors", r"metadata|config|limit|match|fit"),
     ("StyleMotifModelLoader", "model_name", "abuse_huge_stylemotif.safetensors", r"metadata|config|limit|match|fit"),

@@ -275,3 +275,33 @@ def test_without_the_lora_loader_a_wrong_base_or_latent_is_refused_by_the_condit
     plain_pos = [[c[0], {k: v for k, v in c[1].items() if k != "hooks"}] for c in pos]
     plain_neg = [[c[0], {k: v for k, v in c[1].items() if k != "hooks"}] for c in neg]
     assert torch.equal(sample(model, pos, neg, latent)["samples"], sample(model, plain_pos, plain_neg, latent)["samples"])
+
+
+def test_a_latent_of_another_run_with_the_same_frames_and_size_is_refused_before_sampling(wan):
+    """Issue 12: the layout identity is compared where the sampler first sees latent and conditioning together,
+    even when the other run has the same frame count and size (the model would otherwise run on mismatched
+    condition frames without a word)."""
+    model, vae, ds = wan
+    pos_a, neg_a, latent_a, _ = condition(ds, vae)
+    pos_b, neg_b, latent_b, _ = ds.DreamStyleConditioning.execute(
+        text_cond(1), text_cond(2), vae, video(seed=7), style_image=torch.rand(1, 30, 30, 3),
+        first_frame=torch.rand(1, 40, 56, 3)).result
+    assert latent_a["samples"].shape == latent_b["samples"].shape
+    with pytest.raises(ValueError, match="latent_image: comes from another DreamStyleConditioning run"):
+        sample(model, pos_a, neg_a, latent_b, steps=1)
+    with pytest.raises(ValueError, match="latent_image: comes from another DreamStyleConditioning run"):
+        sample(model, pos_a, neg_b, latent_a, steps=1)          # a negative from another run
+    # the same run's latent after another node (a plain copy loses the stamp): its held frames decide
+    copied = dict(latent_a, samples=latent_a["samples"].clone())
+    assert torch.equal(sample(model, pos_a, neg_a, copied, steps=1)["samples"],
+                       sample(model, pos_a, neg_a, latent_a, steps=1)["samples"])
+    with pytest.raises(ValueError, match="latent_image: holds other condition frames"):
+        sample(model, pos_a, neg_a, dict(latent_b, samples=latent_b["samples"].clone()), steps=1)
+
+
+def test_a_longer_latent_gets_the_packs_message_not_a_torch_error(wan):
+    model, vae, ds = wan
+    pos, neg, _, _ = ds.DreamStyleConditioning.execute(text_cond(1), text_cond(2), vae, video(frames=5)).result
+    longer = ds.DreamStyleConditioning.execute(text_cond(1), text_cond(2), vae, video(frames=9)).result[2]
+    with pytest.raises(ValueError, match="latent_image: has 3 latent frames but the conditioning was built for 2"):
+        sample(model, pos, neg, longer, steps=1)
