@@ -6,6 +6,9 @@
 2. One denoising step of ComfyUI's own WanModel at 1.3B and at 14B block sizes: plain I2V on F latent
    frames vs DreamStyle (F + first frame + style image, token LoRA on) vs a UNIC-style in-context
    layout that doubles the sequence (reference video tokens concatenated with the generated ones).
+3. Token LoRA vs plain LoRA on an fp8-stored layer (ComfyUI's manual_cast Linear, as UNETLoader fp8 runs).
+4. Long-video seams with the toy DreamStyle model: warping error across seams vs inside chunks, Lab
+   colour drift first -> last chunk, colour match off and on.
 """
 import os
 import sys
@@ -123,9 +126,127 @@ def step_benchmark(size, frames=21):
     }
 
 
+def fp8_lora_benchmark(frames=3):
+    """Token LoRA vs plain LoRA of the same rank on a layer whose weight is stored in fp8_e4m3fn and cast
+    per forward by ComfyUI's manual_cast Linear (how UNETLoader weight_dtype=fp8 runs), 1.3B sizes."""
+    from scripts.comfy_root import import_comfy_in_process
+    import_comfy_in_process()
+    import comfy.ops
+    torch.manual_seed(0)
+    types = torch.tensor([FIRST_FRAME] + [VIDEO] * frames + [STYLE_IMAGE])
+    n = TOKENS_PER_FRAME_480P
+    x = torch.randn(1, types.numel() * n, DIM)
+    results = {}
+    for name, out_f in (("qkvo", DIM), ("ffn_up", FFN)):
+        layer = comfy.ops.manual_cast.Linear(DIM, out_f, dtype=torch.float8_e4m3fn)
+        layer.weight = torch.nn.Parameter((torch.randn(out_f, DIM) * 0.02).to(torch.float8_e4m3fn), requires_grad=False)
+        layer.bias = torch.nn.Parameter(torch.zeros(out_f), requires_grad=False)
+        lora = TokenLoRA(DIM, out_f, RANK)
+        torch.nn.init.normal_(lora.up, std=1e-3)
+        down, up = lora.down.detach(), lora.up[1].detach()
+
+        def token():
+            with torch.no_grad():
+                return lora.add_to(layer(x), x, types, n)
+
+        def plain():
+            with torch.no_grad():
+                out = layer(x)
+                out.view(-1, out_f).addmm_(F.linear(x, down).view(-1, RANK), up.t())
+                return out
+
+        t = time_side_by_side({"token": token, "plain": plain}, rounds=5)
+        results[f"dreamstyle_token_lora_vs_plain_lora_fp8_base_{name}"] = metric(
+            t["token"] / t["plain"], "<= 1.05", "ratio",
+            f"fp8_e4m3fn weight through comfy.ops.manual_cast.Linear (fp32 compute on this CPU), {DIM}->{out_f}, "
+            f"rank {RANK}, {x.shape[1]} tokens; token {t['token']*1e3:.1f} ms vs plain {t['plain']*1e3:.1f} ms")
+    return results
+
+
+def _warp_errors(video, out):
+    """Mean |out[t+1] - warp(out[t])| per frame pair, the flow (OpenCV DIS) taken on the input video."""
+    import cv2
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    grey = [cv2.cvtColor((f.numpy() * 255).astype("uint8"), cv2.COLOR_RGB2GRAY) for f in video]
+    h, w = grey[0].shape
+    import numpy as np
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    errors = []
+    for t in range(len(grey) - 1):
+        flow = dis.calc(grey[t + 1], grey[t], None)  # where each pixel of t+1 was in t
+        warped = cv2.remap(out[t].numpy().astype(np.float32), xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+        errors.append(float(np.abs(out[t + 1].numpy() - warped).mean()))
+    return errors
+
+
+def _lab_mean(frames):
+    import cv2
+    import numpy as np
+    return np.mean([cv2.cvtColor(f.numpy().astype(np.float32), cv2.COLOR_RGB2LAB).reshape(-1, 3).mean(0)
+                    for f in frames], axis=0)
+
+
+def seam_benchmark(frames=17, chunk=5, overlap=1, steps=4):
+    """Long video through DreamStyleLongVideo with the toy DreamStyle model (build/models): warping error
+    across chunk seams vs inside chunks, and the Lab colour drift from the first to the last chunk (output
+    drift minus the input's own), colour match off and on, side by side."""
+    import numpy as np
+    from scripts.comfy_root import import_comfy_in_process
+    root = import_comfy_in_process()  # noqa: F841
+    import comfy.sd
+    import comfy.utils
+    import folder_paths
+    import nodes
+    import importlib.util
+    models = os.path.join(ROOT, "build", "models")
+    for kind in ("diffusion_models", "vae", "loras"):
+        folder_paths.add_model_folder_path(kind, os.path.join(models, kind), is_default=True)
+    if "unistyle_pack" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("unistyle_pack", os.path.join(ROOT, "__init__.py"),
+                                                      submodule_search_locations=[ROOT])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["unistyle_pack"] = module
+        spec.loader.exec_module(module)
+    from unistyle_pack.nodes import dreamstyle as ds
+    from dreamstyle.long_video import plan_chunks
+    from dreamstyle.synthetic_scenes import make_scene
+    model = nodes.UNETLoader().load_unet("toy_dreamstyle_wan21_i2v.safetensors", "default")[0]
+    model = ds.DreamStyleTokenLoRALoader.execute(model, "toy_dreamstyle_token_lora.safetensors", 1.0).result[0]
+    vae = nodes.VAELoader().load_vae("toy_dreamstyle_wan21_vae.safetensors")[0]
+    video = torch.from_numpy(np.asarray(make_scene(3, frames=frames).render(), dtype=np.float32) / 255.0)
+    text = [[torch.zeros(1, 8, 4096), {}]]
+    style = (1.0 - video[:1]).flip(-1)  # a stand-in style image: inverted, channels swapped
+    outs = {}
+    for match in (False, True):
+        outs[match] = ds.DreamStyleLongVideo.execute(model, text, text, vae, video, chunk, overlap, 0, steps, 1.0,
+                                                     "euler", "simple", style_image=style,
+                                                     colour_match=match).result[0].detach().float().cpu()
+    chunks = plan_chunks(frames, chunk, overlap)
+    seam_pairs = {f for c, prev in zip(chunks[1:], chunks) for f in range(c.start - 1, prev.stop)}
+    results = {}
+    how = (f"toy DreamStyle model + token LoRA, synthetic scene {frames}x{video.shape[1]}x{video.shape[2]}, chunks of "
+           f"{chunk} overlapping by {overlap}, {steps} Euler steps; flow by OpenCV DIS on the input")
+    for match, out in outs.items():
+        err = _warp_errors(video, out)
+        seam = np.mean([e for t, e in enumerate(err) if t in seam_pairs])
+        inside = np.mean([e for t, e in enumerate(err) if t not in seam_pairs])
+        tag = "colour_match_on" if match else "colour_match_off"
+        results[f"dreamstyle_long_video_seam_vs_inside_warp_error_{tag}"] = metric(
+            seam / inside, "<= 1.5", "ratio", f"{how}; seam {seam:.4f} vs inside {inside:.4f} mean |warp error|")
+        first, last = chunks[0], chunks[-1]
+        drift = (_lab_mean(out[last.start:last.stop]) - _lab_mean(out[first.start:first.stop])) - \
+                (_lab_mean(video[last.start:last.stop]) - _lab_mean(video[first.start:first.stop]))
+        results[f"dreamstyle_long_video_lab_drift_first_to_last_chunk_{tag}"] = metric(
+            float(np.linalg.norm(drift)), "<= 5.0", "delta_e", f"{how}; mean Lab of the last chunk minus the first, "
+            "output minus input")
+    return results
+
+
 def run():
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    return {**layer_benchmark(), **step_benchmark("1.3B"), **step_benchmark("14B")}
+    return {**layer_benchmark(), **fp8_lora_benchmark(), **seam_benchmark(), **step_benchmark("1.3B"),
+            **step_benchmark("14B")}
 
 
 if __name__ == "__main__":

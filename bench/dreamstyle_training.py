@@ -125,12 +125,13 @@ def peak_rss_growth(token_specific, checkpointing, layers=LAYERS):
     return float(out.stdout.strip().splitlines()[-1])
 
 
-PLAN_CASES = [("fp32", False, 0), ("fp32", True, 0), ("fp32", True, 2), ("fp8_e4m3fn", False, 0),
-              ("fp8_e4m3fn", True, 0), ("fp8_e4m3fn", True, 3)]
+PLAN_CASES = [("fp32", False, 0, False), ("fp32", True, 0, False), ("fp32", True, 2, False),
+              ("fp8_e4m3fn", False, 0, False), ("fp8_e4m3fn", True, 0, False), ("fp8_e4m3fn", True, 3, False),
+              ("fp8_e4m3fn", True, 3, True), ("fp8_e4m3fn", True, 3, "opt")]
 
 
 def memory_cases():
-    """{(base, checkpointing, swap): (planned, measured) bytes} on a small ComfyUI WanModel."""
+    """{(base, checkpointing, swap, offload): (planned, measured) bytes} on a small ComfyUI WanModel."""
     import tempfile
     torch.set_num_threads(1)
     from scripts.comfy_root import import_comfy_in_process
@@ -152,7 +153,7 @@ def memory_cases():
         return wan_model.WanModel(model_type="i2v", in_dim=36, out_dim=16, dim=128, ffn_dim=512, num_heads=4,
                                   num_layers=4, text_dim=4096, freq_dim=256, operations=ops, dtype=dtype)
     out = {}
-    for base, ckpt, swap in PLAN_CASES:
+    for base, ckpt, swap, offload in PLAN_CASES:
         torch.manual_seed(0)
         model = build(None, comfy.ops.disable_weight_init)
         for p in model.parameters():
@@ -161,14 +162,17 @@ def memory_cases():
             fp8 = build(torch.float8_e4m3fn, comfy.ops.manual_cast)
             fp8.load_state_dict(model.state_dict())
             model = fp8
-        cfg = TrainConfig(steps=2, rank=16, batch=1, ratio="0:1:0", gradient_checkpointing=ckpt, block_swap=swap)
-        trainer = DreamStyleTrainer(model, toy_encoders(), dataset, cfg, os.path.join(work, f"{base}{ckpt}{swap}"))
+        cfg = TrainConfig(steps=2, rank=16, batch=1, ratio="0:1:0", gradient_checkpointing=ckpt, block_swap=swap,
+                          offload_activations=bool(offload), optimizer_offload=offload == "opt")
+        trainer = DreamStyleTrainer(model, toy_encoders(), dataset, cfg,
+                                    os.path.join(work, f"{base}{ckpt}{swap}{offload}"))
         trainer.data.encode_all()
         text_len = max(trainer.data.text(p.caption_ns).shape[0] for p in trainer.pairs)
         planned = plan(WanShape.from_model(model), 17, 128, 192, rank=16, base_dtype=base,
                        compute_dtype="fp32" if base == "fp32" else "bf16", gradient_checkpointing=ckpt,
-                       block_swap=swap, prefetch=False, text_len=text_len).peak
-        out[(base, ckpt, swap)] = (planned, measured_peak(trainer))
+                       block_swap=swap, prefetch=False, text_len=text_len, offload_activations=bool(offload),
+                       optimizer_offload=offload == "opt").peak
+        out[(base, ckpt, swap, offload)] = (planned, measured_peak(trainer))
     return out
 
 
@@ -183,17 +187,20 @@ def plan_14b():
                                num_layers=40, text_dim=4096, freq_dim=256, operations=comfy.ops.disable_weight_init,
                                device="meta")
     shape = WanShape.from_model(model)
-    return {"fp8_swap": plan(shape, 81, 480, 832, rank=64, base_dtype="fp8_e4m3fn", block_swap=shape.blocks),
+    return {"fp8_swap": plan(shape, 81, 480, 832, rank=64, base_dtype="fp8_e4m3fn", block_swap=shape.blocks,
+                             offload_activations=True, optimizer_offload=True),
             "fp8": plan(shape, 81, 480, 832, rank=64, base_dtype="fp8_e4m3fn"),
-            "bf16": plan(shape, 81, 480, 832, rank=64, base_dtype="bf16")}
+            "bf16": plan(shape, 81, 480, 832, rank=64, base_dtype="bf16", offload_activations=True,
+                         optimizer_offload=True)}
 
 
 def memory_metrics():
     cases = memory_cases()
     worst = max(max(p / m, m / p) for p, m in cases.values())
-    detail = "; ".join(f"{b}{' ckpt' if c else ''}{f' swap {s}' if s else ''}: plan {p / 2**20:.1f} MB vs measured "
-                       f"{m / 2**20:.1f} MB" for (b, c, s), (p, m) in cases.items())
-    unswapped, swapped = cases[("fp8_e4m3fn", True, 0)][1], cases[("fp8_e4m3fn", True, 3)][1]
+    detail = "; ".join(f"{b}{' ckpt' if c else ''}{f' swap {s}' if s else ''}{' offload' if o else ''}"
+                       f"{' + AdamW on CPU' if o == 'opt' else ''}: plan "
+                       f"{p / 2**20:.1f} MB vs measured {m / 2**20:.1f} MB" for (b, c, s, o), (p, m) in cases.items())
+    unswapped, swapped = cases[("fp8_e4m3fn", True, 0, False)][1], cases[("fp8_e4m3fn", True, 3, False)][1]
     plans = plan_14b()
     fp8, bf16 = plans["fp8_swap"], plans["bf16"]
 
@@ -202,22 +209,23 @@ def memory_metrics():
     return {
         "dreamstyle_train_plan_vs_measured_peak": metric(
             worst, "<= 1.10", "ratio",
-            f"worst of plan/measured and measured/plan over 6 cases, ComfyUI WanModel dim 128, FFN 512, 4 blocks, "
+            f"worst of plan/measured and measured/plan over {len(cases)} cases, ComfyUI WanModel dim 128, FFN 512, 4 blocks, "
             f"rank 16, 576 tokens, device bytes counted by the CPU meter: {detail}"),
         "dreamstyle_train_block_swap_peak_resident_fraction": metric(
             swapped / unswapped, "report", "ratio",
             f"measured peak device bytes, fp8 base + checkpointing, 3 of 4 blocks swapped ({swapped / 2**20:.1f} MB) "
             f"vs none ({unswapped / 2**20:.1f} MB): at this size the fp8 blocks (0.3 MB each) are small next to the "
             f"LoRA + AdamW (4.7 MB) and activations, which do not swap. The plan at 14B, fp8 + checkpointing: "
-            f"{plans['fp8_swap'].peak / 1e9:.1f} GB with all 40 blocks swapped vs {plans['fp8'].peak / 1e9:.1f} GB "
-            f"with none ({plans['fp8_swap'].peak / plans['fp8'].peak:.2f})"),
+            f"{plans['fp8_swap'].peak / 1e9:.1f} GB with all 40 blocks swapped, the block inputs and AdamW offloaded vs "
+            f"{plans['fp8'].peak / 1e9:.1f} GB with neither ({plans['fp8_swap'].peak / plans['fp8'].peak:.2f})"),
         "dreamstyle_train_plan_14b_fp8_swap_gb": metric(
             fp8.peak / 1e9, "<= 24", "GB",
-            f"Wan2.1-I2V 14B, 480x832x81 (34320 tokens), rank 64, fp8 base, all 40 blocks swapped, checkpointing, "
-            f"bf16 compute: {terms(fp8)}"),
+            f"Wan2.1-I2V 14B, 480x832x81 (34320 tokens), rank 64, fp8 base, all 40 blocks swapped, checkpointing "
+            f"with the block inputs offloaded, AdamW on the CPU, bf16 compute: {terms(fp8)}"),
         "dreamstyle_train_plan_14b_bf16_gb": metric(
             bf16.peak / 1e9, "<= 48", "GB",
-            f"Wan2.1-I2V 14B, 480x832x81, rank 64, bf16 base resident, checkpointing, no swap: {terms(bf16)}"),
+            f"Wan2.1-I2V 14B, 480x832x81, rank 64, bf16 base resident, checkpointing with the block inputs "
+            f"offloaded, AdamW on the CPU, no swap: {terms(bf16)}"),
     }
 
 

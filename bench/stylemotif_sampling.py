@@ -27,7 +27,7 @@ from stylemotif.model import StyleMotif, StyleMotifConfig  # noqa: E402
 from stylemotif.sampling import ddim_sample  # noqa: E402
 
 CONFIG = StyleMotifConfig(frames=196)  # the released MLD HumanML3D sizes (D 256, 9-layer skip transformers, CLIP-L 768)
-STEPS, ROUNDS = 50, 5
+STEPS, ROUNDS = 50, 12
 
 
 class DualBranchDenoiser(nn.Module):

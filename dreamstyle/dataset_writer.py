@@ -150,7 +150,8 @@ def check_writable_dataset(folder):
             raise ForeignFolderError(f"{path} is a symlink; refusing to write a dataset through it")
         want_dir = name == PAIRS_DIR
         if os.path.exists(path) and os.path.isdir(path) != want_dir:
-            raise ForeignFolderError(f"{path} is not a {'folder' if want_dir else 'file'}: not a DreamStyle dataset; refused")
+            raise ForeignFolderError(f"{path} is not a {'folder' if want_dir else 'file'}: not a DreamStyle "
+                                     "dataset; refused")
     manifest = os.path.join(folder, MANIFEST)
     if not os.path.exists(manifest):
         pairs = os.path.join(folder, PAIRS_DIR)

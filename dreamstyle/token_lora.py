@@ -108,32 +108,36 @@ class TokenLoRAHooks:
     """Runs a set of TokenLoRAs on a model at forward time through forward hooks on its linear layers.
 
     `attach(model)` hooks each adapted layer; inside `with hooks.routing(frame_types, tokens_per_frame):`
-    every hooked layer adds its token-specific residual to its output; `detach()` removes the hooks.
-    The base weights are never touched, so a token LoRA composes with weight-merged LoRAs.
+    (or `hooks.run(...)`) every hooked layer adds its token-specific residual to its output; `detach()`
+    removes the hooks. The base weights are never touched, so a token LoRA composes with weight-merged
+    LoRAs. Each layer's hook function is made once and reused by every attach, and the strength travels
+    with the call as a tensor: torch.compile'd code (which guards the hook functions) then needs no
+    recompile when the same LoRA is re-attached or runs at another strength.
     """
 
     def __init__(self, loras, strength=1.0):
         self.loras = loras                  # {layer name: TokenLoRA}
-        self.strength = torch.tensor(float(strength))  # a tensor: compiled graphs take it as an input
+        self.strength = torch.tensor(float(strength))
         self.handles = []
-        self.call = None                    # (frame_types [B, T] or [T], tokens_per_frame) inside routing()
+        self.call = None                    # (frame_types [B, T] or [T], tokens_per_frame, strength) while routed
+        self._hooks = {name: self._hook(name, lora) for name, lora in loras.items()}
 
     def attach(self, model):
-        for name, lora in self.loras.items():
-            self.handles.append(model.get_submodule(name).register_forward_hook(self._hook(name, lora)))
+        for name, hook in self._hooks.items():
+            self.handles.append(model.get_submodule(name).register_forward_hook(hook))
 
     def detach(self):
         for handle in self.handles:
             handle.remove()
         self.handles.clear()
 
-    def routing(self, frame_types, tokens_per_frame):
-        return _Routing(self, frame_types, tokens_per_frame)
+    def routing(self, frame_types, tokens_per_frame, strength=None):
+        return _Routing(self, (frame_types, tokens_per_frame, self.strength if strength is None else strength))
 
-    def run(self, frame_types, tokens_per_frame, forward, *args, **kwargs):
-        """forward(*args, **kwargs) with the hooks routed (what routing() does, as a plain call that
-        torch.compile traces without a graph break)."""
-        self.call = (frame_types, tokens_per_frame)
+    def run(self, frame_types, tokens_per_frame, strength, forward, *args, **kwargs):
+        """forward(*args, **kwargs) with the hooks routed at `strength` (what routing() does, as a plain call
+        that torch.compile traces without a graph break)."""
+        self.call = (frame_types, tokens_per_frame, strength)
         try:
             return forward(*args, **kwargs)
         finally:
@@ -143,14 +147,14 @@ class TokenLoRAHooks:
         def add_delta(module, args, output):
             if self.call is None:
                 raise RuntimeError(f"token LoRA: layer {name} ran outside a routing() block (token types unknown)")
-            frame_types, tokens_per_frame = self.call
-            return lora.add_to(output, args[0], frame_types, tokens_per_frame, self.strength)
+            frame_types, tokens_per_frame, strength = self.call
+            return lora.add_to(output, args[0], frame_types, tokens_per_frame, strength)
         return add_delta
 
 
 class _Routing:
-    def __init__(self, hooks, frame_types, tokens_per_frame):
-        self.hooks, self.value = hooks, (frame_types, tokens_per_frame)
+    def __init__(self, hooks, value):
+        self.hooks, self.value = hooks, value
 
     def __enter__(self):
         self.hooks.call = self.value

@@ -44,7 +44,7 @@ from .layout import VIDEO
 from .lora_file import LoRAFileError, parse_lora, read_safetensors, write_safetensors_atomic, token_lora_tensors
 from .token_lora import TokenLoRA, TokenLoRAHooks, adapted_layer_names, tokens_per_frame
 from . import training_block_swap
-from .training_block_swap import StreamedBase, compute_dtype_for, swapped_blocks
+from .training_block_swap import StreamedBase, compute_dtype_for, offload_allocation, swapped_blocks
 from .training_checkpoint import (CheckpointError, final_lora_metadata, latest_checkpoint, load_optimizer,
                                   read_checkpoint, save_checkpoint)
 from .training_data import (DataOrder, EncodedPairs, load_pairs, pad_contexts, reference_choice,
@@ -83,6 +83,8 @@ class TrainConfig:
     keep_checkpoints: int = 2
     shard_base: str = "none"         # none | fsdp | fsdp_offload (with several processes; see sharded_base)
     block_swap: int = 0              # the last N blocks stay on the offload device (training_block_swap.py)
+    offload_activations: bool = False  # checkpointed block inputs wait in CPU memory until the backward pass
+    optimizer_offload: bool = False  # AdamW's moments (and an fp32 copy of the LoRA it updates) in CPU memory
 
     def __post_init__(self):
         self.ratio = parse_ratio(self.ratio)
@@ -102,6 +104,10 @@ class TrainConfig:
         if self.block_swap and not self.gradient_checkpointing:
             raise ValueError("block_swap: needs gradient_checkpointing on (without it autograd keeps every swapped "
                              "block's weights on the device until the backward pass, so nothing is saved)")
+        if self.offload_activations and not self.gradient_checkpointing:
+            raise ValueError("offload_activations: needs gradient_checkpointing on (it offloads what checkpointing keeps)")
+        if self.offload_activations and self.shard_base != "none":
+            raise ValueError("offload_activations: not with shard_base (the sharded base runs without streaming)")
         if self.block_swap and self.shard_base != "none":
             raise ValueError("block_swap: not with shard_base (FSDP already keeps 1/N of each block per process)")
 
@@ -361,7 +367,29 @@ class DreamStyleTrainer:
                              f"give the encoder the inference workflows use)")
 
     def _new_optimizer(self):
-        return torch.optim.AdamW(self.params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+        """AdamW over the LoRA, or with optimizer_offload over CPU copies of it (self.cpu_params): the step
+        runs on the CPU on the device's gradients and the result is copied back."""
+        params = self.params
+        if self.config.optimizer_offload:
+            with offload_allocation():
+                self.cpu_params = [p.detach().to("cpu", copy=True).requires_grad_() for p in self.params]
+            params = self.cpu_params
+        return torch.optim.AdamW(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+
+    def _optimizer_step(self):
+        if not self.config.optimizer_offload:
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            return
+        with offload_allocation():
+            for p, q in zip(self.params, self.cpu_params):
+                q.grad = p.grad.to("cpu", copy=True)
+                p.grad = None
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for p, q in zip(self.params, self.cpu_params):
+                p.copy_(q, non_blocking=True)
 
     def _resume(self, directory):
         lora_t, lora_meta, state_t, state, groups = read_checkpoint(directory)
@@ -517,8 +545,7 @@ class DreamStyleTrainer:
             total += float(loss.detach()) / c.accumulation
         if c.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(self.params, c.max_grad_norm)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        self._optimizer_step()
         if self.world > 1:
             value = torch.tensor([total], dtype=torch.float64)
             torch.distributed.all_reduce(value)
@@ -532,7 +559,8 @@ class DreamStyleTrainer:
         """How the base runs for the duration: FSDP-sharded as it is, else streamed (block swap, fp8)."""
         if self.shard:
             return gradient_checkpointing(base, checkpoint)
-        self.streamer = StreamedBase(base, self.device, self.dtype, checkpoint=checkpoint, swapped=self.swapped)
+        self.streamer = StreamedBase(base, self.device, self.dtype, checkpoint=checkpoint, swapped=self.swapped,
+                                     offload_activations=self.config.offload_activations and checkpoint)
         return self.streamer.active()
 
     def evaluate(self, steps, micro=0):

@@ -21,6 +21,7 @@ the weights (partial loading); the streamer copies from wherever they are.
 """
 import contextlib
 import functools
+import threading
 
 import torch
 from torch.nn.utils.stateless import _reparametrize_module  # what torch.func.functional_call runs
@@ -76,6 +77,24 @@ def place_blocks(model, device, swap, offload_device="cpu"):
     return model
 
 
+_OFFLOAD = threading.local()
+
+
+@contextlib.contextmanager
+def offload_allocation():
+    """Marks the tensors made inside as offload-device memory (on the CPU, where both devices are one, the
+    memory meter needs to be told; on a GPU they are on the CPU anyway)."""
+    _OFFLOAD.active = True
+    try:
+        yield
+    finally:
+        _OFFLOAD.active = False
+
+
+def allocating_offload():
+    return getattr(_OFFLOAD, "active", False)
+
+
 def checkpointed(fn, *args, **kwargs):
     """FN(*ARGS, **KWARGS) with its activations recomputed in the backward pass instead of stored."""
     return torch.utils.checkpoint.checkpoint(fn, *args, use_reentrant=False, **kwargs)
@@ -88,12 +107,15 @@ class StreamedBase:
     this is the same copy a GPU makes; in ComfyUI, it keeps their GPU bytes out of the step's needs). Counters: copied_bytes (bytes
     copied to the device), prefetched (block copies that were started before they were needed)."""
 
-    def __init__(self, model, device, compute_dtype=torch.bfloat16, checkpoint=False, swapped=()):
+    def __init__(self, model, device, compute_dtype=torch.bfloat16, checkpoint=False, swapped=(),
+                 offload_activations=False, offload_device="cpu"):
         self.model, self.device, self.dtype = model, torch.device(device), compute_dtype
         self.checkpoint = checkpoint
+        self.offload_activations, self.offload_device = offload_activations, torch.device(offload_device)
         self.swapped = {f"blocks.{i}" for i in swapped}
         self.blocks = len(model.blocks)
         self.copied_bytes = 0
+        self.offloaded_bytes = 0
         self.prefetched = 0
         self._pending = {}
         self._stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
@@ -145,8 +167,22 @@ class StreamedBase:
     def _forward(self, name, index, unit, *args, **kwargs):
         run = functools.partial(self._run, name, index, unit)
         if self.checkpoint and index is not None:
+            if self.offload_activations:  # what checkpointing keeps (the block's inputs) waits in offload memory
+                with torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack):
+                    return checkpointed(run, *args, **kwargs)
             return checkpointed(run, *args, **kwargs)
         return run(*args, **kwargs)
+
+    def _pack(self, t):
+        with offload_allocation():
+            copy = torch.empty(t.shape, dtype=t.dtype, device=self.offload_device,
+                               pin_memory=self.device.type == "cuda").copy_(t, non_blocking=True)
+        self.offloaded_bytes += copy.nbytes
+        return t.device, copy
+
+    def _unpack(self, packed):
+        device, copy = packed
+        return copy.to(device, non_blocking=True, copy=True)
 
     @contextlib.contextmanager
     def active(self):

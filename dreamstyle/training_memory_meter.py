@@ -8,7 +8,8 @@ device are one, "resident on the device" is modelled by counting storages:
     per-call weight copies of swapped or fp8 blocks, gradients, AdamW state, temporaries) is counted
     from the moment it is created until the moment it is freed (a weak reference on the storage);
   - tensors that exist before the step and are not RESIDENT (the swapped blocks' weights in offload
-    memory, the dataset's cached features) are not counted.
+    memory, the dataset's cached features) are not counted, nor are those made inside
+    training_block_swap.offload_allocation() (checkpointed block inputs sent to offload memory).
 A TorchDispatchMode sees every operator output, in the forward and the backward pass; views and
 in-place results share a storage already counted. The peak is the largest sum of live counted bytes.
 """
@@ -17,6 +18,8 @@ import weakref
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
+
+from .training_block_swap import allocating_offload
 
 
 class DeviceMemoryMeter(TorchDispatchMode):
@@ -28,6 +31,8 @@ class DeviceMemoryMeter(TorchDispatchMode):
             self._count(t)
 
     def _count(self, t):
+        if allocating_offload():
+            return
         storage = t.untyped_storage()
         key, size = storage.data_ptr(), storage.nbytes()
         if size == 0 or key in self.live:

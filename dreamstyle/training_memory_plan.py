@@ -1,7 +1,8 @@
 """How much device memory a DreamStyle training step needs, computed before launch, with a verdict.
 
     peak = base weights resident on the device
-         + token LoRA: fp32 weights, gradients and the two AdamW moments (16 bytes a parameter)
+         + token LoRA: fp32 weights, gradients and the two AdamW moments (16 bytes a parameter; 8 with
+           optimizer_offload, which keeps the moments and AdamW's copy of the LoRA in CPU memory)
          + activations autograd keeps for the backward pass (without checkpointing, fp8 bases also keep
            every block's bf16 weight copy)
          + the working set of the unit that runs: with checkpointing, its weight copies in flight
@@ -119,7 +120,8 @@ class MemoryPlan:
 
 
 def plan(shape: WanShape, frames, height, width, rank=64, base_dtype="bf16", compute_dtype="bf16", batch=1,
-         gradient_checkpointing=True, block_swap=0, prefetch=True, text_len=512, clip_len=257, budget=None):
+         gradient_checkpointing=True, block_swap=0, prefetch=True, text_len=512, clip_len=257, budget=None,
+         offload_activations=False, optimizer_offload=False):
     """The MemoryPlan of one training step (see the module docstring); BUDGET: device bytes, for the verdict."""
     if not 0 <= block_swap <= shape.blocks:
         raise ValueError(f"block_swap: expected 0..{shape.blocks}, got {block_swap}")
@@ -134,6 +136,9 @@ def plan(shape: WanShape, frames, height, width, rank=64, base_dtype="bf16", com
         kept = shape.blocks * n * d * cb        # each block's input; its activations are recomputed
         copies = (2 if prefetch else 1) * block_copy if (block_swap or cast) else 0
         working = copies + block_act * cb + n * backward_per_token(d, f) * cb
+        if offload_activations:                 # the inputs wait in CPU memory; one is back while its block runs
+            working += kept / shape.blocks + ctx * d * cb
+            kept = 0
     else:
         kept = shape.blocks * block_act * cb + (shape.blocks * block_copy if cast else 0)  # + fp8 casts autograd keeps
         working = n * backward_per_token(d, f) * cb
@@ -144,11 +149,12 @@ def plan(shape: WanShape, frames, height, width, rank=64, base_dtype="bf16", com
     outside = (n * 4 * (shape.in_dim * cb + 2 * 16 * 4)) + batch * text_len * shape.text_dim * 4 + 3 * ctx * d * cb
     terms = {
         "base weights resident": shape.other_params * sb + (shape.blocks - block_swap) * shape.block_params * sb,
-        "LoRA + grads + AdamW": shape.lora_params(rank) * 16,
+        "LoRA + grads + AdamW": shape.lora_params(rank) * (8 if optimizer_offload else 16),
         "activations kept": kept,
         "working set of one unit": working,
         "embeddings, head, loss": outside,
     }
     return MemoryPlan(terms, budget, dict(frames=frames, size=f"{height}x{width}", rank=rank, base=base_dtype,
                                           compute=compute_dtype, checkpointing=gradient_checkpointing,
-                                          block_swap=block_swap, tokens=n))
+                                          block_swap=block_swap, offload_activations=offload_activations,
+                                          optimizer_offload=optimizer_offload, tokens=n))

@@ -1,11 +1,15 @@
 """DreamStyle nodes: set Wan2.1-I2V conditioning values and patch the model; the math lives in dreamstyle/."""
 import dataclasses
 import logging
+import os
+import uuid
 
 import torch
 
 import comfy.conds
+import comfy.hooks
 import comfy.model_management
+import comfy.patcher_extension
 import comfy.samplers
 import comfy.utils
 import folder_paths
@@ -25,6 +29,7 @@ from .search import search_aliases
 
 CATEGORY = "UniStyle/DreamStyle"
 LAYOUT_KEY = "dreamstyle_layout"
+RUN_ID_ATTR = "dreamstyle_run_id"
 log = logging.getLogger("UniStyle.DreamStyle")
 
 
@@ -97,6 +102,89 @@ def trim_latent(samples):
     return out
 
 
+class LayoutCheck:
+    """An APPLY_MODEL wrapper riding on DreamStyle conditioning (a ComfyUI conditioning hook), so it runs in
+    any sampler, with or without the token LoRA: where the model first sees the latent and the conditioning
+    together, it refuses a base that is not Wan2.1-I2V-like and a latent whose frames do not fit the layout."""
+
+    def __init__(self, layout):
+        self.layout = layout
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __call__(self, executor, x, t, *args, **kwargs):
+        base = executor.class_obj
+        dm = getattr(base, "diffusion_model", None)
+        dm = getattr(dm, "_orig_mod", dm)
+        channels = getattr(getattr(dm, "patch_embedding", None), "in_channels", None)
+        if channels != I2V_IN_CHANNELS or not getattr(base, "image_to_video", False):
+            kind = type(getattr(base, "model_config", base)).__name__
+            raise NodeInputError(f"model: DreamStyle needs a Wan2.1-I2V model ({I2V_IN_CHANNELS}-channel patch "
+                                 f"embedding); this is {kind} ({channels} input channels), which would ignore the "
+                                 "video. Load a Wan2.1 I2V checkpoint with UNETLoader")
+        if x.ndim != 5 or x.shape[2] != self.layout.total:
+            got = f"{x.shape[2]} latent frames" if x.ndim == 5 else f"shape {list(x.shape)}"
+            raise NodeInputError(f"latent_image: has {got} but the conditioning was built for {self.layout.total} "
+                                 f"({self.layout.describe()}); connect the latent and the positive/negative of the "
+                                 "same DreamStyleConditioning node")
+        return executor(x, t, *args, **kwargs)
+
+
+class LatentIdentityCheck:
+    """An OUTER_SAMPLE wrapper riding on the same conditioning hook: it runs before ComfyUI prepares the
+    conditions (where a latent of another size would fail inside the model's concat_cond with a raw torch
+    error) and compares the latent with the one this conditioning run built: its size, the run's identity
+    stamped on the latent tensor, and, for a latent that went through other nodes, the held condition frames
+    (z^1st, z^s) it must carry."""
+
+    def __init__(self, layout, reference, run_id):
+        self.layout = layout
+        self.run_id = run_id
+        self.held = layout.condition_mask().bool()
+        self.held_reference = reference[:1, :, self.held].detach().float().cpu()
+        self.hw = tuple(reference.shape[-2:])
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def _refuse(self, why):
+        raise NodeInputError(f"latent_image: {why} ({self.layout.describe()}); connect the latent and the "
+                             "positive/negative of the same DreamStyleConditioning node")
+
+    def __call__(self, executor, noise, latent_image, *args, **kwargs):
+        lay = self.layout
+        if latent_image.ndim != 5 or latent_image.shape[2] != lay.total:
+            got = f"{latent_image.shape[2]} latent frames" if latent_image.ndim == 5 else f"shape {list(latent_image.shape)}"
+            self._refuse(f"has {got} but the conditioning was built for {lay.total}")
+        stamp = getattr(latent_image, RUN_ID_ATTR, None)
+        if stamp is not None and stamp != self.run_id:
+            self._refuse("comes from another DreamStyleConditioning run than this positive/negative, which was built")
+        if tuple(latent_image.shape[-2:]) != self.hw:
+            self._refuse(f"is {latent_image.shape[-1]}x{latent_image.shape[-2]} latent pixels but the conditioning was "
+                         f"built for {self.hw[1]}x{self.hw[0]}")
+        if stamp is None and self.held.any():
+            held = latent_image[:, :, self.held.to(latent_image.device)].float().cpu()
+            ref = self.held_reference
+            err = (held - ref).abs().amax()
+            if not bool(err <= 1e-3 * (1.0 + ref.abs().amax())):
+                self._refuse("holds other condition frames (first frame / style image) than this conditioning")
+        return executor(noise, latent_image, *args, **kwargs)
+
+
+def layout_check_hook(layout, reference, run_id):
+    """The conditioning hook carrying both checks: identity before sampling, base and frames at the model."""
+    hook = comfy.hooks.TransformerOptionsHook(
+        transformers_dict={"wrappers": {
+            comfy.patcher_extension.WrappersMP.OUTER_SAMPLE: {
+                "dreamstyle_latent_identity": [LatentIdentityCheck(layout, reference, run_id)]},
+            comfy.patcher_extension.WrappersMP.APPLY_MODEL: {"dreamstyle_layout_check": [LayoutCheck(layout)]}}},
+        hook_scope=comfy.hooks.EnumHookScope.AllConditioning)
+    group = comfy.hooks.HookGroup()
+    group.add(hook)
+    return group
+
+
 def with_frame_types(conditioning, frame_types):
     """Attach the layout's per-frame token types as a model condition (it reaches the model's forward)."""
     out = []
@@ -128,10 +216,14 @@ def dreamstyle_conditioning(positive, negative, vae, video, style_image=None, fi
               "concat_mask": 1.0 - latents.mask}  # ComfyUI's WAN21.concat_cond feeds the model 1 - concat_mask
     if clip_vision_output is not None:
         values["clip_vision_output"] = clip_vision_output
-    positive, negative = (with_frame_types(node_helpers.conditioning_set_values(c, values), frame_types)
-                          for c in (positive, negative))
+    run_id = uuid.uuid4().hex
+    check = layout_check_hook(layout, latents.reference, run_id)
+    positive, negative = (comfy.hooks.set_hooks_for_conditioning(
+        with_frame_types(node_helpers.conditioning_set_values(c, values), frame_types), check) for c in (positive, negative))
     device = comfy.model_management.intermediate_device()
-    latent = {"samples": latents.reference.to(device), "noise_mask": latents.denoise_mask.to(device),
+    samples = latents.reference.to(device)
+    setattr(samples, RUN_ID_ATTR, run_id)  # the run's identity travels with the tensor the sampler receives
+    latent = {"samples": samples, "noise_mask": latents.denoise_mask.to(device),
               LAYOUT_KEY: layout.to_dict()}
     info = layout.describe()
     log.info("DreamStyleConditioning: %s", info)
@@ -222,16 +314,22 @@ class DreamStyleTokenLoRALoader(io.ComfyNode):
         path = model_file("loras", lora_name, "lora_name")
         names = adapted_layer_names(dm)
         shapes = {n: linear_shape(comfy.utils.get_attr(dm, n)) for n in names}
-        try:
-            parsed, unmatched = parse_lora(*read_safetensors(path), shapes)
-        except LoRAFileError as e:
-            raise NodeInputError(f"{e} [{lora_name}]") from e
-        if unmatched:
-            log.warning("DreamStyleTokenLoRALoader: %d entries of %s match no layer and are ignored, e.g. %s",
-                        len(unmatched), lora_name, ", ".join(unmatched[:3]))
-        loras = {name: TokenLoRA.from_weights(down, ups, alpha) for name, (down, ups, alpha) in parsed.items()}
-        log.info("DreamStyleTokenLoRALoader: %s adapts %d of %d layers", lora_name, len(loras), len(names))
-        return io.NodeOutput(apply_token_lora(model, loras, strength))
+
+        def read_loras():
+            try:
+                parsed, unmatched = parse_lora(*read_safetensors(path), shapes)
+            except LoRAFileError as e:
+                raise NodeInputError(f"{e} [{lora_name}]") from e
+            if unmatched:
+                log.warning("DreamStyleTokenLoRALoader: %d entries of %s match no layer and are ignored, e.g. %s",
+                            len(unmatched), lora_name, ", ".join(unmatched[:3]))
+            log.info("DreamStyleTokenLoRALoader: %s adapts %d of %d layers", lora_name, len(parsed), len(names))
+            return {name: TokenLoRA.from_weights(down, ups, alpha).requires_grad_(False)
+                    for name, (down, ups, alpha) in parsed.items()}
+
+        stat = os.stat(path)
+        key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+        return io.NodeOutput(apply_token_lora(model, read_loras, strength, lora_key=key))
 
 
 class DreamStyleTrimLatent(io.ComfyNode):

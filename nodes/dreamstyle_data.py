@@ -199,10 +199,11 @@ class DreamStylePairFilter(io.ComfyNode):
                                  f"got {list(sty.shape)}")
         idx = sample_frames(np.arange(raw.shape[0]), max_frames)
         raw, sty = raw[idx], sty[idx]
-        pbar = comfy.utils.ProgressBar(len(idx) * 3 + refs.shape[0])
+        content_encoder = content_clip_vision or clip_vision
+        passes = 2 if content_encoder is clip_vision else 3  # stylized (+ again by a separate content encoder), raw
+        pbar = comfy.utils.ProgressBar(len(idx) * passes + refs.shape[0])
         s_sty = encode_frames(clip_vision, sty, pbar)
         s = embedding_style_score(s_sty, encode_frames(clip_vision, refs, pbar))
-        content_encoder = content_clip_vision or clip_vision
         c_sty = s_sty if content_encoder is clip_vision else encode_frames(content_encoder, sty, pbar)
         c = embedding_content_score(encode_frames(content_encoder, raw, pbar), c_sty)
         verdict = judge_pair(s, c, PairThresholds(min_style, min_content))
@@ -309,7 +310,8 @@ class DreamStyleSavePair(io.ComfyNode):
             writer = dataset_for_writing(dataset_dir)
             pbar = comfy.utils.ProgressBar(2 * raw.shape[0] + (0 if control is None else control.shape[0]))
             pair = PairData(pid, tracked(raw, pbar), tracked(sty, pbar), list(to_uint8(style_refs, "style_refs")),
-                            caption_ns, caption_sty, fps=fps, control=None if control is None else tracked(control, pbar),
+                            caption_ns, caption_sty, fps=fps,
+                            control=None if control is None else tracked(control, pbar),
                             split=split, scores=scores, meta={"source": "comfyui", "filter": reason})
             try:
                 written = writer.append(pair)

@@ -4,8 +4,6 @@ ComfyUI mechanisms only, nothing of the received model edited:
 - an injection (inject/eject with the patcher's load/unload) attaches dreamstyle.token_lora's
   TokenLoRAHooks to the diffusion model's adapted linear layers; at eject the per-device copies of the
   LoRA are dropped, so nothing of it stays on the GPU once ComfyUI unloads the model;
-- an APPLY_MODEL wrapper checks, where the model first sees the noisy latent and the conditioning
-  together, that they belong to one DreamStyleConditioning layout (the pack's error, not a torch one);
 - torch.compile: see the dynamo setting below; the routing itself is tensor ops (no graph break) and the
   strength a tensor;
 - a DIFFUSION_MODEL wrapper reads the call's per-frame token types, which DreamStyleConditioning sends
@@ -20,6 +18,7 @@ ComfyUI's loader budgets (free memory before loading, lowvram partial loading).
 import logging
 import math
 import uuid
+import weakref
 
 import torch
 
@@ -34,7 +33,6 @@ from ..dreamstyle.token_lora import TokenLoRAHooks, tokens_per_frame
 torch._dynamo.config.skip_nnmodule_hook_guards = False
 
 FRAME_TYPES_KEY = "dreamstyle_frame_types"
-LAYOUT_ID_KEY = "dreamstyle_layout_id"
 
 
 def compute_dtype(patcher):
@@ -48,9 +46,15 @@ def lora_bytes(loras, dtype):
     return sum((lora.down.numel() + lora.up.numel()) * itemsize for lora in loras.values())
 
 
-class TokenLoRAInjection:
-    def __init__(self, loras, strength):
-        self.hooks = TokenLoRAHooks(loras, strength)
+class TokenLoRARunner:
+    """Runs one token LoRA (TokenLoRAHooks) in every model patched with it, whatever the strength: the injection
+    (inject/eject) and the DIFFUSION_MODEL wrapper are this one object, and each patched model's strength is a
+    tensor in its transformer_options, so torch.compile'd code sees the same functions for any strength."""
+
+    def __init__(self, hooks):
+        self.hooks = hooks
+        self.key = f"dreamstyle_token_lora_{uuid.uuid4().hex[:8]}"
+        self.strength_key = self.key + "_strength"
         self.warned = False
 
     def __deepcopy__(self, memo):
@@ -65,19 +69,9 @@ class TokenLoRAInjection:
         for lora in self.hooks.loras.values():
             lora.drop_copies()
 
-    def apply_model_wrapper(self, executor, x, t, c_concat=None, *args, **kwargs):
-        frame_types = kwargs.get(FRAME_TYPES_KEY)
-        if frame_types is not None and c_concat is not None and (
-                c_concat.shape[2] != x.shape[2] or frame_types.shape[-1] != x.shape[2]):
-            raise ValueError(f"DreamStyle: the latent has {x.shape[2]} latent frames but the conditioning was built "
-                             f"for {frame_types.shape[-1]}: connect the latent and the positive/negative of the same "
-                             "DreamStyleConditioning node")
-        return executor(x, t, c_concat, *args, **kwargs)
-
-    def wrapper(self, executor, x, timestep, context, clip_fea=None, time_dim_concat=None, transformer_options={},
-                **kwargs):
+    def __call__(self, executor, x, timestep, context, clip_fea=None, time_dim_concat=None, transformer_options={},
+                 **kwargs):
         frame_types = kwargs.pop(FRAME_TYPES_KEY, None)
-        kwargs.pop(LAYOUT_ID_KEY, None)
         patch = executor.class_obj.patch_size
         frames = x.shape[2] + (time_dim_concat.shape[2] if time_dim_concat is not None else 0)
         frames = math.ceil(frames / patch[0])
@@ -90,17 +84,45 @@ class TokenLoRAInjection:
         elif frame_types.shape[-1] != frames:
             raise ValueError(f"DreamStyle layout has {frame_types.shape[-1]} latent frames but the model input has "
                              f"{frames}: the latent and the conditioning come from different DreamStyleConditioning runs")
-        return self.hooks.run(frame_types.to(x.device), tokens_per_frame(x.shape[3], x.shape[4], patch), executor,
-                              x, timestep, context, clip_fea, time_dim_concat, transformer_options, **kwargs)
+        return self.hooks.run(frame_types.to(x.device), tokens_per_frame(x.shape[3], x.shape[4], patch),
+                              transformer_options[self.strength_key], executor, x, timestep, context, clip_fea,
+                              time_dim_concat, transformer_options, **kwargs)
 
 
-def apply_token_lora(model, loras, strength):
-    """A clone of `model` (a ModelPatcher of a Wan model) that runs the token LoRA at `strength`."""
+_SHARED = weakref.WeakValueDictionary()
+_LAST = []  # the most recent runner stays alive: a strength change builds its model after the old one is gone
+
+
+def shared_runner(diffusion_model, lora_key, make_loras):
+    """The runner of one LoRA file on one diffusion model, shared by every patched model made from them (any
+    strength) while one is alive. `lora_key` names the file's content (path, size, mtime); make_loras()
+    reads it when it is not shared yet."""
+    key = (id(diffusion_model), lora_key)
+    runner = _SHARED.get(key)
+    if runner is None:
+        runner = TokenLoRARunner(TokenLoRAHooks(make_loras()))
+        _SHARED[key] = runner
+    _LAST[:] = [runner]
+    return runner
+
+
+def apply_token_lora(model, loras, strength, lora_key=None):
+    """A clone of `model` (a ModelPatcher of a Wan model) that runs the token LoRA at `strength`.
+
+    `loras` is {layer: TokenLoRA} or a callable making it; with `lora_key`, the runner is shared (shared_runner)."""
+    make = loras if callable(loras) else (lambda: loras)
+    dm = model.get_model_object("diffusion_model")
+    runner = shared_runner(getattr(dm, "_orig_mod", dm), lora_key, make) if lora_key is not None else \
+        TokenLoRARunner(TokenLoRAHooks(make()))
     patched = model.clone()
-    injection = TokenLoRAInjection(loras, strength)
-    key = f"dreamstyle_token_lora_{uuid.uuid4().hex[:8]}"  # unique: two LoRAs never look like one loaded model
-    patched.set_injections(key, [comfy.patcher_extension.PatcherInjection(injection.inject, injection.eject)])
-    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, key, injection.apply_model_wrapper)
-    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, key, injection.wrapper)
-    patched.size = model.model_size() + lora_bytes(loras, compute_dtype(model))
+    options = patched.model_options["transformer_options"]
+    if runner.strength_key in options:  # the same LoRA stacked on itself: its residual is linear in strength
+        options[runner.strength_key] = options[runner.strength_key] + float(strength)
+        return patched
+    # the injection key is unique per patched model: two strengths never look like one loaded model
+    patched.set_injections(f"{runner.key}_{uuid.uuid4().hex[:8]}",
+                           [comfy.patcher_extension.PatcherInjection(runner.inject, runner.eject)])
+    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, runner.key, runner)
+    options[runner.strength_key] = torch.tensor(float(strength))
+    patched.size = model.model_size() + lora_bytes(runner.hooks.loras, compute_dtype(model))
     return patched

@@ -55,7 +55,9 @@ def memory_plan(diffusion_model, pairs, config, compute_dtype, device):
     return plan(WanShape.from_model(diffusion_model), raw["frames"], raw["height"], raw["width"], rank=config.rank,
                 base_dtype=base, compute_dtype=names.get(compute_dtype, "bf16"), batch=config.batch,
                 gradient_checkpointing=config.gradient_checkpointing, block_swap=config.block_swap,
-                prefetch=device.type == "cuda", budget=comfy.model_management.get_total_memory(device))
+                offload_activations=config.offload_activations, optimizer_offload=config.optimizer_offload,
+                prefetch=device.type == "cuda",
+                budget=comfy.model_management.get_total_memory(device))
 
 
 def loras_from_file(path, diffusion_model):
@@ -120,6 +122,12 @@ class DreamStyleTrainTokenLoRA(io.ComfyNode):
                              tooltip="Keep the last N DiT blocks off the GPU: each is copied in when it runs (the "
                                      "next one prefetched meanwhile). Needs gradient_checkpointing. See the "
                                      "memory_plan output for what fits."),
+                io.Boolean.Input("offload_activations", default=False, optional=True,
+                                 tooltip="Keep what gradient checkpointing stores (each block's input) in CPU memory "
+                                         "until the backward pass needs it. Needs gradient_checkpointing."),
+                io.Boolean.Input("optimizer_offload", default=False, optional=True,
+                                 tooltip="Run AdamW on the CPU: its moments (8 bytes per LoRA parameter, 3.2 GB at "
+                                         "14B rank 64) never take GPU memory."),
                 io.Boolean.Input("overwrite", default=False, optional=True,
                                  tooltip="Replace models/loras/<lora_name>.safetensors if it exists (off: refuse)."),
                 io.Boolean.Input("gradient_checkpointing", default=True, optional=True,
@@ -145,8 +153,9 @@ class DreamStyleTrainTokenLoRA(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, vae, clip, dataset_dir, stage, steps, rank, lr, batch, accumulation, ratio, seed,
-                save_every, lora_name, init_lora="", resume=True, precision="bf16", block_swap=0, overwrite=False,
-                gradient_checkpointing=True, token_specific=True, clip_vision=None) -> io.NodeOutput:
+                save_every, lora_name, init_lora="", resume=True, precision="bf16", block_swap=0,
+                offload_activations=False, optimizer_offload=False, overwrite=False, gradient_checkpointing=True,
+                token_specific=True, clip_vision=None) -> io.NodeOutput:
         guards.finite(lr, "lr")
         out_path = guards.new_model_path("loras", lora_name, "lora_name", overwrite=overwrite)
         name = os.path.basename(out_path)[:-len(".safetensors")]
@@ -156,7 +165,8 @@ class DreamStyleTrainTokenLoRA(io.ComfyNode):
             config = TrainConfig(stage=stage, steps=steps, rank=rank, lr=lr, batch=batch, accumulation=accumulation,
                                  ratio=ratio, seed=seed, save_every=save_every, precision=precision,
                                  gradient_checkpointing=gradient_checkpointing, token_specific=token_specific,
-                                 block_swap=block_swap)
+                                 block_swap=block_swap, offload_activations=offload_activations,
+                                 optimizer_offload=optimizer_offload)
         except ValueError as e:
             raise guards.NodeInputError(str(e)) from e
         run_dir = guards.output_folder(os.path.join("dreamstyle_training", name), "lora_name")

@@ -54,7 +54,7 @@ def resolve_under(root, name, input_name):
 def output_folder(name, input_name, kind=None):
     """A folder for the pack to write under ComfyUI's output folder (or the first folder of a registered
     `kind`, e.g. 'unistyle_datasets')."""
-    if kind is not None and kind in folder_paths.folder_names_and_paths:
+    if kind is not None and folder_paths.folder_names_and_paths.get(kind, ([],))[0]:  # registered with a folder
         root = folder_paths.get_folder_paths(kind)[0]
     else:
         root = folder_paths.get_output_directory()

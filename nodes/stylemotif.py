@@ -7,6 +7,7 @@ with comfy.model_management.load_models_gpu for each run), STYLEMOTIF_MOTION ({"
 raw HumanML3D features, "fps": 20}), STYLEMOTIF_STYLE ({"vector": [D], "source": str}).
 """
 import dataclasses
+import itertools
 import os
 import shutil
 
@@ -24,11 +25,12 @@ from ..stylemotif.bvh import load_bvh, save_bvh
 from ..stylemotif.denoiser import FUSE_AFTER
 from ..stylemotif.humanml3d import check_features, features_from_joints, recover_from_ric
 from ..stylemotif.model import StyleMotif
-from ..stylemotif.pipeline import DEFAULT_STEPS, TOY, train_procedural
+from ..stylemotif.pipeline import DEFAULT_STEPS, MLD_LR, TOY, finetune_style, style_set, train_procedural
 from ..stylemotif.render import render_skeleton
 from ..stylemotif.sampling import GUIDANCE, STEPS
 from ..stylemotif.skeleton import FPS, NUM_JOINTS
 from ..stylemotif.style_bank import blend_styles
+from ..stylemotif.text_embedding import clip_text_features
 from ..stylemotif.training import RESUME_EXT
 from . import guards
 from .search import search_aliases
@@ -43,6 +45,9 @@ Model = io.Custom("STYLEMOTIF_MODEL")  # a comfy.model_patcher.ModelPatcher arou
 Motion = io.Custom("STYLEMOTIF_MOTION")
 Style = io.Custom("STYLEMOTIF_STYLE")
 CATEGORY = "UniStyle/StyleMotif"
+# how the core's messages start -> the Stylize input they are about
+CORE_NAMES = (("text", "positive"), ("negative", "negative"), ("style", "style"), ("block m", "block_m"),
+              ("frames", "frames"), ("steps", "steps"), ("strength", "strength"))
 
 
 def _motion(features):
@@ -238,9 +243,9 @@ class StyleMotifStylize(io.ComfyNode):
                 out = m.transfer(content_motion["features"], text=text, null_text=null, strength=strength, **common)
             else:
                 out = m.generate(text, null, frames=frames, **common)
-        except ValueError as e:
+        except ValueError as e:  # the core names what it refused; say which node input that is
             msg = str(e)
-            name = "positive" if msg.startswith("text") else "block_m" if "block m" in msg else "negative" if msg.startswith("negative") else "style" if msg.startswith("style") else "content_motion"
+            name = next((inp for prefix, inp in CORE_NAMES if msg.startswith(prefix)), "content_motion")
             raise guards.NodeInputError(msg if msg.startswith(name) else f"{name}: {msg}") from None
         return io.NodeOutput(_motion(out[0]))
 
@@ -385,37 +390,91 @@ class StyleMotifTrain(io.ComfyNode):
     @classmethod
     def execute(cls, name, overwrite, clips, vae_steps, denoiser_steps, stylization_steps, alignment_steps, latent_dim,
                 seed, clip=None) -> io.NodeOutput:
-        path = guards.new_model_path(FOLDER, name, "name", overwrite=overwrite)
-        partial = path[:-len(".safetensors")] + ".partial"
         steps = {"vae": vae_steps, "denoiser": denoiser_steps, "stylization": stylization_steps, "alignment": alignment_steps}
-        total = sum(steps.values())
-        bar = comfy.utils.ProgressBar(total)
-        offsets = {"vae": 0, "denoiser": vae_steps, "stylization": vae_steps + denoiser_steps,
-                   "alignment": vae_steps + denoiser_steps + stylization_steps}
-
-        def progress(stage, done, n):
-            comfy.model_management.throw_exception_if_processing_interrupted()
-            bar.update_absolute(offsets[stage] + done, total)
         config = dataclasses.replace(TOY, latent_dim=latent_dim)
-        embed = None if clip is None else (lambda texts: _clip_features(clip, texts))
+        embed = None if clip is None else (lambda texts: clip_text_features(clip, texts))
+        return _train_to_file(name, overwrite, steps, lambda partial, progress: train_procedural(
+            clips, config, steps, seed, partial, progress=progress, embed=embed)[0])
+
+
+class StyleMotifFineTuneStyle(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="StyleMotifFineTuneStyle", display_name="StyleMotif Train Motion Style (fine-tune)",
+            **search_aliases("motion style", "train style"), category=CATEGORY, is_output_node=True,
+            description="StyleMotif's style branch on a base model (e.g. MLD imported with `python -m stylemotif.import_mld`): "
+                        "the style encoder (VAE fine-tune on style motion, then stylization through the frozen denoiser) and "
+                        "the CLIP alignment head + style bank, on a 100STYLE-layout folder or the procedural set. The base "
+                        "stays frozen. Interrupt and queue again to resume (same settings).",
+            inputs=[io.Combo.Input("base_model", options=folder_paths.get_filename_list(FOLDER),
+                                   tooltip="The base StyleMotif/MLD model from models/stylemotif."),
+                    io.Clip.Input("clip", tooltip="The CLIP-L text encoder of the base's text space (CLIPLoader, "
+                                  "clip_l.safetensors for MLD): captions and style descriptions are encoded with it."),
+                    io.String.Input("dataset", default="procedural",
+                                    tooltip="'procedural', or a folder under ComfyUI's input/ in 100STYLE layout "
+                                            "(new_joint_vecs/, texts/, train.txt, Style_name_dict.txt)."),
+                    io.String.Input("name", default="stylemotif_finetuned", tooltip="Output model name (no extension)."),
+                    io.Boolean.Input("overwrite", default=False, tooltip="Replace an existing model of this name."),
+                    io.Int.Input("style_pretrain_steps", default=DEFAULT_STEPS["style_pretrain"], min=0, max=10 ** 6,
+                                 tooltip="VAE fine-tune on style motion before stylization (0: start from the base's encoder)."),
+                    io.Int.Input("stylization_steps", default=DEFAULT_STEPS["stylization"], min=1, max=10 ** 6,
+                                 tooltip="Style encoder steps through the frozen denoiser (AdamW 1e-5, the paper's)."),
+                    io.Int.Input("alignment_steps", default=DEFAULT_STEPS["alignment"], min=1, max=10 ** 6,
+                                 tooltip="Alignment head (contrastive) steps."),
+                    io.Int.Input("frames", default=60, min=8, max=196, tooltip="Window length of the training clips (20 fps)."),
+                    io.Int.Input("clips", default=500, min=20, max=100000, tooltip="Procedural set only: number of clips."),
+                    io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFF, tooltip="Seed for sampling and initialisation.")],
+            outputs=[Model.Output(display_name="model")])
+
+    @classmethod
+    def execute(cls, base_model, clip, dataset, name, overwrite, style_pretrain_steps, stylization_steps, alignment_steps,
+                frames, clips, seed) -> io.NodeOutput:
         try:
-            with torch.inference_mode(False), torch.enable_grad():  # ComfyUI executes nodes under inference mode
-                model, _, _ = train_procedural(clips, config, steps, seed, partial, progress=progress, embed=embed)
+            with torch.inference_mode(False):  # its weights get trained (ComfyUI runs nodes under inference mode)
+                base = StyleMotif.load(guards.model_file(FOLDER, base_model, "base_model"))
         except ValueError as e:
-            raise guards.NodeInputError(f"name: {e}") from None
-        model.save(path)
-        shutil.rmtree(partial, ignore_errors=True)  # the job is done; its resume states are not needed
-        return io.NodeOutput(_patcher(model))
+            raise guards.NodeInputError(str(e) if str(e).startswith("base_model") else f"base_model: {e}") from None
+        source = dataset.strip()
+        if source != "procedural":
+            source = guards.resolve_under(folder_paths.get_input_directory(), source, "dataset")
+            if not os.path.isdir(source):
+                raise guards.NodeInputError(f"dataset: no folder {dataset!r} in ComfyUI's input folder")
+        probe = clip_text_features(clip, [""])
+        if probe.shape[-1] != base.config.text_dim:
+            raise guards.NodeInputError(f"clip: encodes width {probe.shape[-1]}, the base model reads text of width "
+                                        f"{base.config.text_dim}")
+        try:
+            data, texts = style_set(source, frames, clips, seed)
+        except (ValueError, OSError) as e:
+            raise guards.NodeInputError(f"dataset: {e}") from None
+        steps = {"style_pretrain": style_pretrain_steps, "stylization": stylization_steps, "alignment": alignment_steps}
+        return _train_to_file(name, overwrite, steps, lambda partial, progress: finetune_style(
+            base, data, texts, lambda t: clip_text_features(clip, t), steps, MLD_LR, seed, partial, progress))
 
 
-def _clip_features(clip, texts):
-    """[N, C] pooled, projected CLIP text features, as CLIPTextEncode's CONDITIONING carries them."""
-    rows = []
-    for t in texts:
-        _, pooled = clip.encode_from_tokens(clip.tokenize(t), return_pooled=True)
-        rows.append(pooled.reshape(-1).float().cpu())
-    return torch.stack(rows)
+def _train_to_file(name, overwrite, steps, train):
+    """Run train(resume_dir, progress(stage, done, n)) -> model under ComfyUI's progress bar and interrupt
+    check, save it as models/stylemotif/<name>.safetensors (an existing file only with overwrite) and drop
+    the resume states (<name>.partial/*.resume, which the model list never shows)."""
+    path = guards.new_model_path(FOLDER, name, "name", overwrite=overwrite)
+    partial = path[:-len(".safetensors")] + ".partial"
+    total = max(1, sum(steps.values()))
+    offsets = dict(zip(steps, itertools.accumulate([0, *steps.values()])))
+    bar = comfy.utils.ProgressBar(total)
+
+    def progress(stage, done, n):
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        bar.update_absolute(offsets[stage] + done, total)
+    try:
+        with torch.inference_mode(False), torch.enable_grad():  # ComfyUI executes nodes under inference mode
+            model = train(partial, progress)
+    except ValueError as e:
+        raise guards.NodeInputError(f"name: {e}") from None
+    model.save(path)
+    shutil.rmtree(partial, ignore_errors=True)  # the job is done; its resume states are not needed
+    return io.NodeOutput(_patcher(model))
 
 
 NODES = [StyleMotifModelLoader, StyleMotifEncodeStyle, StyleMotifStyleFromEmbedding, StyleMotifBlendStyles, StyleMotifStylize,
-         StyleMotifRenderSkeleton, StyleMotifSaveMotion, StyleMotifLoadMotion, StyleMotifTrain]
+         StyleMotifRenderSkeleton, StyleMotifSaveMotion, StyleMotifLoadMotion, StyleMotifTrain, StyleMotifFineTuneStyle]

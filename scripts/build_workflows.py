@@ -91,7 +91,7 @@ def dreamstyle_train_graph(prefix="dreamstyle/trained"):
     common = {"model": ["1", 0], "vae": ["7", 0], "clip": ["4", 0], "rank": 64, "lr": 4e-5, "batch": 1,
               "accumulation": 16, "ratio": "1:2:1", "seed": 0, "save_every": 250, "resume": True,
               "precision": "bf16", "gradient_checkpointing": True, "token_specific": True, "block_swap": 0,
-              "overwrite": False, "clip_vision": ["11", 0]}  # the inference graph's CLIP vision (ViT-H, crop center)
+              "offload_activations": False, "optimizer_offload": False, "overwrite": False, "clip_vision": ["11", 0]}  # the inference graph's CLIP vision (ViT-H, crop center)
     g["19"] = {"class_type": "DreamStyleTrainTokenLoRA",
                "inputs": {**common, "dataset_dir": "dreamstyle_pairs_ct", "stage": "CT", "steps": 6000,
                           "lora_name": "dreamstyle_ct", "init_lora": ""}}

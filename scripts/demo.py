@@ -87,7 +87,9 @@ def demo_inputs(input_dir):
     for name in ("dreamstyle_pairs_ct", "dreamstyle_pairs_sft"):  # the DreamStyle training workflow's paired sets
         build_synthetic_benchmark(os.path.join(os.path.dirname(input_dir), "output", name), scenes=2,
                                   styles=["palette", "thermal"], frames=5, height=64, width=64, refs=2, heldout=0.0)
-    return {name: name for name in os.listdir(input_dir)}
+    samples = os.path.join(input_dir, "samples")  # StyleMotif's sample motions (StyleMotifLoadMotion reads input/)
+    shutil.copytree(os.path.join(ensure_fixtures(), "stylemotif", "samples"), samples, dirs_exist_ok=True)
+    return {**{name: name for name in os.listdir(input_dir)}, **{f"samples/{n}": f"samples/{n}" for n in os.listdir(samples)}}
 
 
 def referenced_inputs(api):
@@ -249,8 +251,8 @@ def main():
     if pair_rows:  # dreamstyle_build_pairs: each pair's raw and stylized video under the same control
         contact_sheet(pair_rows, os.path.join(OUT, "dreamstyle_pairs.png"))
     family = family_rows(outputs, os.path.join(BASE, "input"))
-    if family:
-        contact_sheet(sheet_rows + family, os.path.join(OUT, "overview.png"))
+    if family or pair_rows:
+        contact_sheet(sheet_rows + pair_rows + family, os.path.join(OUT, "overview.png"))
     with open(os.path.join(OUT, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
     failed = [n for n, s in summary.items() if "error" in s]

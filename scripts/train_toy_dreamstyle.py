@@ -1,6 +1,7 @@
 """Train the toy DreamStyle models with the pack's own code and measure what they learned.
 
     python scripts/train_toy_dreamstyle.py [--out assets/dreamstyle_toy] [--quick] [--vae FILE]
+    python scripts/train_toy_dreamstyle.py --diagnose [--out assets/dreamstyle_toy]   # why structure is lost
 
 Real architectures at toy size: ComfyUI's WanVAE (dim 16, z 16) and WanModel (I2V, dim 128, FFN 512,
 3 blocks), the tiny UMT5 text encoder fixture and the test CLIP-vision stand-in (the encoders the demo
@@ -288,6 +289,86 @@ def vae_roundtrip(vae, dataset):
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
 
+@torch.no_grad()
+def one_step_predictions(model, enc, vae, dataset, loras, cache, sigmas=(0.2, 0.5, 0.8, 1.0)):
+    """Teacher-forced x0 predictions on the held-out pairs (style-image condition): for each σ, the model sees the
+    ground-truth stylized latent noised to σ, x0 = x_σ - σ·v is decoded and scored. Compared with the sampled
+    output, this separates what the model predicts from what the multi-step sampler makes of it."""
+    from dreamstyle.condition_latents import condition_latents, model_input, plan_layout
+    from dreamstyle.dataset_reader import iter_pairs
+    from dreamstyle.feature_cache import FeatureCache
+    from dreamstyle.flow_matching import add_noise, timestep
+    from dreamstyle.pair_scores import content_score, style_score
+    from dreamstyle.token_lora import TokenLoRAHooks, tokens_per_frame
+    from dreamstyle.training_data import EncodedPairs
+    pairs = list(iter_pairs(dataset, "heldout"))
+    data = EncodedPairs(pairs, enc, FeatureCache(cache, enc.fingerprint))
+    hooks = TokenLoRAHooks(loras)
+    hooks.attach(model)
+    rows = {s: [] for s in sigmas}
+    try:
+        for i, pair in enumerate(pairs):
+            layout = plan_layout(FRAMES, SIZE, SIZE, style_image=True)
+            lat = condition_latents(layout, enc.latent_in(data.video(i, "raw")[None]), None,
+                                    enc.latent_in(data.style_image(i, 0)[None]))
+            ref = lat.reference.clone()
+            ref[:, :, layout.video_slice] = enc.latent_in(data.video(i, "stylized")[None])
+            raw, refs = pair.load_raw(), np.stack(pair.refs())
+            g = torch.Generator().manual_seed(i)
+            for sigma in sigmas:
+                sig = torch.tensor([float(sigma)])
+                x = add_noise(ref, torch.randn(ref.shape, generator=g), sig)
+                with hooks.routing(layout.frame_types(), tokens_per_frame(SIZE // 8, SIZE // 8)):
+                    v = model(model_input(x, lat), timestep(sig), data.text(pair.caption_ns)[None],
+                              clip_fea=data.clip_features(i, 0)[None])
+                frames = (vae.decode(enc_out((x - sigma * v)[:, :, layout.video_slice]))[0][:FRAMES].clamp(0, 1)
+                          * 255).round().byte().numpy()
+                rows[sigma].append((content_score(raw, frames), style_score(frames, refs)))
+    finally:
+        hooks.detach()
+    return {f"sigma_{s}": {"content": float(np.mean([r[0] for r in v])), "style": float(np.mean([r[1] for r in v]))}
+            for s, v in rows.items()}
+
+
+def diagnose(out, work):
+    """Where the toy loses structure, from the committed weights: the VAE's ceiling (round trips of raw and
+    stylized clips), the token LoRA's sampled output at several sampler step counts and on train vs held-out
+    pairs, and its teacher-forced one-step predictions."""
+    import comfy.utils
+    from dreamstyle.dataset_reader import iter_pairs
+    from dreamstyle.pair_scores import content_score
+    from dreamstyle.training import loras_from_file
+    ct, _, _, _ = build_data(os.path.join(work, "data"), False)
+    vae_sd = comfy.utils.load_torch_file(os.path.join(out, "toy_wan21_vae.safetensors"), safe_load=True)
+    vae, clip, clip_features = comfy_parts(vae_sd)
+    enc = encoders(vae, clip, clip_features)
+    model = new_dit()
+    model.load_state_dict(comfy.utils.load_torch_file(os.path.join(out, "toy_wan21_i2v.safetensors"), safe_load=True))
+    model.requires_grad_(False)
+    token = loras_from_file(os.path.join(out, "toy_dreamstyle_token_lora.safetensors"), model)
+    cache = os.path.join(work, "cache")
+    rt = lambda v: (vae.decode(vae.encode(torch.from_numpy(v).float() / 255))[0][:FRAMES].clamp(0, 1)  # noqa: E731
+                    * 255).round().byte().numpy()
+    pairs = list(iter_pairs(ct, "heldout"))
+    result = {"vae_ceiling": {
+        "content_raw_vs_stylized": float(np.mean([content_score(p.load_raw(), p.load_stylized()) for p in pairs])),
+        "content_raw_vs_roundtrip_stylized": float(np.mean([content_score(p.load_raw(), rt(p.load_stylized()))
+                                                            for p in pairs])),
+        "content_raw_vs_roundtrip_raw": float(np.mean([content_score(p.load_raw(), rt(p.load_raw())) for p in pairs]))}}
+    log(f"vae ceiling: {result['vae_ceiling']}")
+    result["one_step_prediction"] = one_step_predictions(model, enc, vae, ct, token, cache)
+    log(f"one-step predictions: {result['one_step_prediction']}")
+    for steps in (1, 4, 12, 30):
+        r = evaluate(model, enc, vae, ct, token, True, cache, steps=steps)
+        result[f"sampled_{steps}_steps"] = {"content": r["content_out"], "style_drop": r["style_distance_reduction"]}
+        log(f"{steps} sampler steps: {result[f'sampled_{steps}_steps']}")
+    r = evaluate(model, enc, vae, ct, token, True, cache, split="train")
+    result["sampled_12_steps_train_pairs"] = {"content": r["content_out"], "style_drop": r["style_distance_reduction"]}
+    with open(os.path.join(out, "structure_diagnosis.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    return result
+
+
 def enc_out(z):
     import comfy.latent_formats
     return comfy.latent_formats.Wan21().process_out(z)
@@ -302,9 +383,15 @@ def main(argv=None):
     ap.add_argument("--steps-ct", type=int, default=600)
     ap.add_argument("--steps-sft", type=int, default=200)
     ap.add_argument("--vae", help="use these toy WanVAE weights (a toy_wan21_vae.safetensors) instead of training one")
+    ap.add_argument("--diagnose", action="store_true",
+                    help="no training: measure where the weights in --out lose structure (structure_diagnosis.json)")
     a = ap.parse_args(argv)
     from scripts.comfy_root import import_comfy_in_process
     import_comfy_in_process()
+    if a.diagnose:
+        torch.set_num_threads(1)
+        diagnose(a.out, a.work)
+        return 0
     from dreamstyle.lora_file import write_safetensors_atomic
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     q = a.quick

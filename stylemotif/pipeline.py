@@ -12,7 +12,7 @@ import os
 
 import torch
 
-from .datasets import procedural_set
+from .datasets import load_100style, procedural_set
 from .model import StyleMotif, StyleMotifConfig
 from .procedural import STYLE_TEXTS
 from .text_embedding import HashTextEncoder
@@ -81,3 +81,22 @@ def train_procedural(n_clips=500, config=None, steps=None, seed=0, ckpt_dir=None
     train_base(model, data, embed, steps, TOY_LR, seed, ckpt_dir, progress)
     finetune_style(model, data, STYLE_TEXTS, embed, steps, TOY_LR, seed, ckpt_dir, progress)
     return model, data, embed
+
+
+def style_descriptions(labels):
+    """Descriptions of each style label for the alignment stage (100STYLE names its styles only)."""
+    return {lab: STYLE_TEXTS.get(lab.lower(), (lab.lower(), f"in a {lab.lower()} style", f"moving {lab.lower()}"))
+            for lab in labels}
+
+
+def style_set(source, frames, clips=500, seed=0):
+    """(motion set, descriptions): `source` "procedural" (clips procedural clips) or a folder in 100STYLE
+    layout (datasets.py), cut into windows of `frames` frames."""
+    if source == "procedural":
+        return procedural_set(clips, frames=frames, seed=seed), STYLE_TEXTS
+    data = load_100style(source, "train", window=frames)
+    labels = sorted({s for s in data.style if s})
+    if len(labels) < 2:
+        raise ValueError(f"{source}: expected at least 2 labelled styles (Style_name_dict.txt), found {labels}")
+    keep = [i for i, s in enumerate(data.style) if s]
+    return data.subset(keep), style_descriptions(labels)

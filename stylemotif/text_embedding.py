@@ -1,4 +1,10 @@
-"""A frozen, deterministic bag-of-words text embedding: the stand-in for CLIP / ImageBind text.
+"""MLD's text features from a ComfyUI CLIP object, and a frozen bag-of-words stand-in for tests and the toy.
+
+`clip_text_features(clip, texts)`: CLIP's projected pooled text embedding per prompt (what MLD reads,
+get_text_features, not L2-normalised), from any object with ComfyUI's CLIP interface (tokenize,
+encode_from_tokens); the same tensor CLIPTextEncode puts in CONDITIONING as pooled_output.
+
+HashTextEncoder: a deterministic bag-of-words embedding, the test fixture's text space.
 
 Each lower-cased word maps to a fixed unit Gaussian vector seeded by crc32(word) and the encoder
 seed; a sentence is the normalised sum. No weights, so a model file only stores (dim, seed). Any
@@ -35,3 +41,12 @@ class HashTextEncoder:
             if n > 0:
                 out[i] /= n
         return out
+
+
+def clip_text_features(clip, texts):
+    """[N, C] pooled, projected CLIP text features of a list of prompts."""
+    rows = []
+    for t in texts:
+        _, pooled = clip.encode_from_tokens(clip.tokenize(t), return_pooled=True)
+        rows.append(pooled.reshape(-1).float().cpu())
+    return torch.stack(rows)

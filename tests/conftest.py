@@ -23,7 +23,7 @@ def pytest_collection_modifyitems(config, items):
         parts = os.path.relpath(str(item.fspath), os.path.join(ROOT, "tests")).split(os.sep)
         if parts[0] == "host":
             item.add_marker(pytest.mark.host)
-        elif parts[0] == "e2e":
+        elif parts[0] in ("e2e", "abuse"):
             item.add_marker(pytest.mark.e2e)
             item.add_marker(pytest.mark.slow)
 

@@ -7,7 +7,6 @@ import json
 import os
 import uuid
 
-import numpy as np
 
 from dreamstyle.captions import strip_style
 from dreamstyle.dataset_check import check_dataset

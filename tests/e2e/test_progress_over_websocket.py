@@ -1,7 +1,10 @@
 """Long nodes report progress the way a user sees it: `progress` messages on the server's websocket, for
 that node, counting up to their total. The example workflows run with the tiny fixtures."""
+import glob
 import json
 import os
+import shutil
+import uuid
 
 import numpy as np
 import pytest
@@ -19,7 +22,10 @@ LONG_NODES = {
     "dreamstyle_long_video": {"DreamStyleLongVideo"},
     "hicast_train_adapter": {"HiCASTTrainAdapter"},
     "stylemotif_text_style_motion": {"StyleMotifStylize"},
+    "stylemotif_train": {"StyleMotifTrain"},
 }
+# the paired-data workflow, as its own e2e test builds it tiny (thresholds 0: the pair is written)
+PAIR_NODES = {"HiCASTDepthMap", "HiCASTPoseMap", "DreamStylePairFilter", "DreamStyleSavePair"}
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +36,16 @@ def inputs(server, stylemotif_samples):
         Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(os.path.join(server.input_dir, name))
     return {"dreamstyle_input.mp4": "progress_clip.mp4", "dreamstyle_style.png": "progress_style.png",
             "hicast_style.png": "progress_style.png", "hicast_content.png": "progress_content.png"}
+
+
+def assert_progress(events, wf, kinds, where):
+    progress = progress_by_node(events)
+    for nid, node in wf.items():
+        if node["class_type"] in kinds:
+            steps = progress.get(nid)
+            assert steps, f"{where}: no progress message from node {nid} ({node['class_type']})"
+            assert steps[-1][0] == steps[-1][1] >= 1, (node["class_type"], steps)  # ends at its total
+    return progress
 
 
 def progress_by_node(events):
@@ -50,20 +66,28 @@ def test_long_nodes_report_progress_on_the_websocket(server, inputs, name):
         if node["class_type"] == "HiCASTTrainAdapter":
             node["inputs"]["output_name"] = ADAPTER
     folder = os.path.join(server.base, "models", "hicast_adapters")
-    written = [os.path.join(folder, f) for f in (ADAPTER, ADAPTER + ".ckpt", ADAPTER.replace(".safetensors",
-                                                                                              "_style_encoder.safetensors"))]
+    written = [os.path.join(folder, ADAPTER.replace(".safetensors", end))
+               for end in (".safetensors", ".hicast_resume", "_style_encoder.safetensors")]
+    written += glob.glob(os.path.join(server.base, "models", "stylemotif", "stylemotif_quick*"))  # never left behind
     try:
         result = server.run(wf)
     finally:
-        for path in written:
-            if os.path.exists(path):
-                os.unlink(path)
+        for path in written + glob.glob(os.path.join(server.base, "models", "stylemotif", "stylemotif_quick*")):
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path) if os.path.exists(path) else None
     assert result.ok, result.describe_error()
-    progress = progress_by_node(result.events)
+    progress = assert_progress(result.events, wf, LONG_NODES[name], name)
     for nid, node in wf.items():
-        if node["class_type"] in LONG_NODES[name]:
-            steps = progress.get(nid)
-            assert steps, f"{name}: no progress message from node {nid} ({node['class_type']})"
-            assert steps[-1][0] == steps[-1][1] >= 1, (node["class_type"], steps)  # ends at its total
-            if node["class_type"] == "DreamStyleLongVideo":  # its chunk bar (one step per chunk) completes; the
-                assert (3, 3) in steps, steps  # samplers inside it report under the same node in between
+        if node["class_type"] == "DreamStyleLongVideo":  # its chunk bar (one step per chunk) completes; the
+            assert (3, 3) in progress[nid], progress[nid]  # samplers inside it report under the same node in between
+
+
+def test_pair_making_nodes_report_progress_on_the_websocket(server):
+    from tests.e2e.test_dreamstyle_data_workflow import tiny_build_graph
+    dataset_dir = f"progress-pairs-{uuid.uuid4().hex[:8]}"
+    wf = tiny_build_graph(server, dataset_dir, min_style=-1.0, min_content=-1.0, record=dataset_dir)
+    try:
+        result = server.run(wf)
+    finally:
+        shutil.rmtree(os.path.join(server.output_dir, dataset_dir), ignore_errors=True)
+    assert result.ok, result.describe_error()
+    assert_progress(result.events, wf, PAIR_NODES, "dreamstyle_build_pairs")

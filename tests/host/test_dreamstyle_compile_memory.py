@@ -42,7 +42,7 @@ def compiled(model, backend):
 
 
 @pytest.mark.slow
-def test_compile_in_either_order_gives_the_uncompiled_lora_output(env):
+def test_compile_in_either_order_gives_the_uncompiled_lora_output_and_strength_needs_no_recompile(env):
     import torch._dynamo.testing
     ds, base, cond = env
     torch._dynamo.reset()
@@ -52,9 +52,12 @@ def test_compile_in_either_order_gives_the_uncompiled_lora_output(env):
     # TorchCompileModel first, run once without the LoRA (ComfyUI's cached node output), then the LoRA
     comp = compiled(base, counter)
     torch.testing.assert_close(run(comp, cond), expected_base, rtol=1e-5, atol=1e-5)
+    frames = []
     for s in (1.0, 0.5):
         got = run(ds.DreamStyleTokenLoRALoader.execute(comp, LORA, s).result[0], cond)
         torch.testing.assert_close(got, expected[s], rtol=1e-5, atol=1e-5)
+        frames.append(counter.frame_count)
+    assert frames[1] == frames[0]  # only the strength changed: no recompile
     torch.testing.assert_close(run(comp, cond), expected_base, rtol=1e-5, atol=1e-5)  # and back without it
     # the LoRA first, then TorchCompileModel
     got = run(compiled(ds.DreamStyleTokenLoRALoader.execute(base, LORA, 1.0).result[0], counter), cond)
@@ -91,7 +94,15 @@ def test_lora_bytes_are_in_the_model_size_comfyui_budgets_with(env):
     assert comfy.model_management.LoadedModel(patched).model_memory() == base.model_size() + extra
     assert patched.clone().model_size() == patched.model_size()  # e.g. ModelSamplingSD3 after the loader
     stacked = ds.DreamStyleTokenLoRALoader.execute(patched, LORA, 0.5).result[0]
-    assert stacked.model_size() == base.model_size() + 2 * extra
+    assert stacked.model_size() == base.model_size() + extra  # the same file on itself: one LoRA at 1.5
+
+
+def test_the_same_lora_stacked_on_itself_adds_its_strengths(env):
+    ds, base, cond = env
+    once = ds.DreamStyleTokenLoRALoader.execute(base, LORA, 1.5).result[0]
+    twice = ds.DreamStyleTokenLoRALoader.execute(ds.DreamStyleTokenLoRALoader.execute(base, LORA, 1.0).result[0],
+                                                 LORA, 0.5).result[0]
+    torch.testing.assert_close(run(twice, cond), run(once, cond), rtol=1e-5, atol=1e-6)
 
 
 def test_eject_drops_every_device_copy_and_leaves_the_loaded_lora_as_it_was(env):

@@ -171,6 +171,20 @@ def test_dataset_dir_stays_inside_the_output_folder(data_nodes, pairs, output_di
     assert not os.path.exists(output_dir.parent / "evil") and not os.path.exists("/tmp/evil")
 
 
+def test_a_registered_unistyle_datasets_folder_takes_the_datasets(data_nodes, pairs, output_dir, tmp_path):
+    import folder_paths
+    p, shared = pairs[0], tmp_path / "shared_datasets"
+    folder_paths.add_model_folder_path("unistyle_datasets", str(shared), is_default=True)
+    try:
+        status = data_nodes.DreamStyleSavePair.execute("team/ds", image(p.raw), image(p.stylized), image(p.refs),
+                                                       "a", "b", True, "", "p0", "train", 16.0).result[1]
+        assert status == "written" and check_dataset(shared / "team" / "ds").pairs == 1
+        assert data_nodes.DreamStyleCheckDataset.execute("team/ds", False).result[1] == 1
+    finally:
+        del folder_paths.folder_names_and_paths["unistyle_datasets"]
+    assert not (output_dir / "team").exists()
+
+
 def test_save_pair_never_changes_a_foreign_file(data_nodes, pairs, output_dir):
     (output_dir / "notes").mkdir()
     (output_dir / "notes" / "manifest.jsonl").write_text("my notes, no newline")

@@ -163,9 +163,17 @@ def test_bad_inputs_are_named(wan, tiny_models):
     save_file({"unet.down.0.lora_down.weight": torch.zeros(2, 64)}, os.path.join(d, "test_other.safetensors"))
     with pytest.raises(ValueError, match="matches no layer"):
         ds.DreamStyleTokenLoRALoader.execute(model, "test_other.safetensors", 1.0)
-    open(os.path.join(d, "test_pickle.ckpt"), "wb").write(b"\x80\x04")
-    with pytest.raises(ValueError, match="not a .safetensors file"):
-        ds.DreamStyleTokenLoRALoader.execute(model, "test_pickle.ckpt", 1.0)
+    pickle_path = os.path.join(d, "test_pickle.ckpt")
+    open(pickle_path, "wb").write(b"\x80\x04")
+    try:
+        with pytest.raises(ValueError, match="not a .safetensors file"):
+            ds.DreamStyleTokenLoRALoader.execute(model, "test_pickle.ckpt", 1.0)
+    finally:
+        os.remove(pickle_path)  # the shared fixture folder lists only safetensors LoRAs for other tests
+    with pytest.raises(ValueError, match="lora_name: '../x.safetensors'|lora_name: '..' is not allowed"):
+        ds.DreamStyleTokenLoRALoader.execute(model, "../x.safetensors", 1.0)
+    with pytest.raises(ValueError, match="strength: expected a finite number"):
+        ds.DreamStyleTokenLoRALoader.execute(model, "test_other.safetensors", float("nan"))
     with pytest.raises(ValueError, match="carries no DreamStyle layout"):
         ds.DreamStyleTrimLatent.execute({"samples": torch.zeros(1, 16, 2, 4, 4)})
 
@@ -250,3 +258,50 @@ def test_a_latent_from_another_conditioning_run_is_refused_with_the_packs_messag
     other = ds.DreamStyleConditioning.execute(text_cond(1), text_cond(2), vae, video(frames=13)).result[2]  # 4
     with pytest.raises(ValueError, match="connect the latent and the positive/negative of the same"):
         sample(patched, pos, neg, other, steps=1)
+
+
+def test_without_the_lora_loader_a_wrong_base_or_latent_is_refused_by_the_conditioning(wan, tiny_models):
+    """The check rides on the conditioning (a ComfyUI conditioning hook): the stock KSampler with the plain
+    model still gets the pack's message, and a matching pair samples exactly as before."""
+    import nodes
+    model, vae, ds = wan
+    pos, neg, latent, _ = condition(ds, vae)
+    other = ds.DreamStyleConditioning.execute(text_cond(1), text_cond(2), vae, video(frames=13)).result[2]
+    with pytest.raises(ValueError, match="latent_image: has 4 latent frames but the conditioning was built for 5"):
+        sample(model, pos, neg, other, steps=1)
+    fun = nodes.UNETLoader().load_unet("tiny_wan21_fun_control.safetensors", "default")[0]
+    with pytest.raises(ValueError, match="model: DreamStyle needs a Wan2.1-I2V model.*WAN21_FunControl2V"):
+        sample(fun, pos, neg, latent, steps=1)
+    plain_pos = [[c[0], {k: v for k, v in c[1].items() if k != "hooks"}] for c in pos]
+    plain_neg = [[c[0], {k: v for k, v in c[1].items() if k != "hooks"}] for c in neg]
+    assert torch.equal(sample(model, pos, neg, latent)["samples"], sample(model, plain_pos, plain_neg, latent)["samples"])
+
+
+def test_a_latent_of_another_run_with_the_same_frames_and_size_is_refused_before_sampling(wan):
+    """Issue 12: the layout identity is compared where the sampler first sees latent and conditioning together,
+    even when the other run has the same frame count and size (the model would otherwise run on mismatched
+    condition frames without a word)."""
+    model, vae, ds = wan
+    pos_a, neg_a, latent_a, _ = condition(ds, vae)
+    pos_b, neg_b, latent_b, _ = ds.DreamStyleConditioning.execute(
+        text_cond(1), text_cond(2), vae, video(seed=7), style_image=torch.rand(1, 30, 30, 3),
+        first_frame=torch.rand(1, 40, 56, 3)).result
+    assert latent_a["samples"].shape == latent_b["samples"].shape
+    with pytest.raises(ValueError, match="latent_image: comes from another DreamStyleConditioning run"):
+        sample(model, pos_a, neg_a, latent_b, steps=1)
+    with pytest.raises(ValueError, match="latent_image: comes from another DreamStyleConditioning run"):
+        sample(model, pos_a, neg_b, latent_a, steps=1)          # a negative from another run
+    # the same run's latent after another node (a plain copy loses the stamp): its held frames decide
+    copied = dict(latent_a, samples=latent_a["samples"].clone())
+    assert torch.equal(sample(model, pos_a, neg_a, copied, steps=1)["samples"],
+                       sample(model, pos_a, neg_a, latent_a, steps=1)["samples"])
+    with pytest.raises(ValueError, match="latent_image: holds other condition frames"):
+        sample(model, pos_a, neg_a, dict(latent_b, samples=latent_b["samples"].clone()), steps=1)
+
+
+def test_a_longer_latent_gets_the_packs_message_not_a_torch_error(wan):
+    model, vae, ds = wan
+    pos, neg, _, _ = ds.DreamStyleConditioning.execute(text_cond(1), text_cond(2), vae, video(frames=5)).result
+    longer = ds.DreamStyleConditioning.execute(text_cond(1), text_cond(2), vae, video(frames=9)).result[2]
+    with pytest.raises(ValueError, match="latent_image: has 3 latent frames but the conditioning was built for 2"):
+        sample(model, pos, neg, longer, steps=1)

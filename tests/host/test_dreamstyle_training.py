@@ -134,3 +134,16 @@ def test_loss_decreases_on_the_real_tiny_wan(parts):
         trainer.run()
         end = trainer.evaluate(fixed)
     assert end < 0.9 * start, (start, end)
+
+
+def test_training_encodes_style_images_as_the_inference_graph_does(parts):
+    """Train = inference: the trainer's CLIP-vision features of a style image are CLIPVisionEncode's (crop
+    center, as the shipped workflows use it) penultimate hidden states, the ones Wan's image branch reads."""
+    import nodes
+    clip_vision = parts["tiny"].TinyCLIPVisionLoader.execute(clip_name="tiny_clip_vision.safetensors").result[0]
+    enc = parts["node"].comfy_encoders(parts["vae"], parts["clip"], clip_vision)
+    image = torch.rand(1, 40, 56, 3, generator=torch.Generator().manual_seed(3))  # not square: the crop matters
+    inference = nodes.CLIPVisionEncode().encode(clip_vision, image, "center")[0]["penultimate_hidden_states"]
+    assert torch.equal(enc.clip_vision_encode(image), inference.float().cpu())
+    uncropped = nodes.CLIPVisionEncode().encode(clip_vision, image, "none")[0]["penultimate_hidden_states"]
+    assert not torch.equal(enc.clip_vision_encode(image), uncropped.float().cpu())

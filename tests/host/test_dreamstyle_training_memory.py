@@ -6,6 +6,7 @@ import pytest
 import torch
 
 TOLERANCE = 0.10
+MEASURED = {}
 
 
 def wan(dim, ffn, layers, dtype):
@@ -36,9 +37,12 @@ def dataset(comfy, tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("dtype,checkpointing,swap", [(torch.float32, False, 0), (torch.float32, True, 1),
-                                                      (torch.float8_e4m3fn, True, 2)])
-def test_plan_matches_the_measured_peak(dataset, tmp_path, dtype, checkpointing, swap):
+@pytest.mark.parametrize("dtype,checkpointing,swap,offload,opt", [(torch.float32, False, 0, False, False),
+                                                                  (torch.float32, True, 1, False, False),
+                                                                  (torch.float8_e4m3fn, True, 2, False, False),
+                                                                  (torch.float8_e4m3fn, True, 2, True, False),
+                                                                  (torch.float8_e4m3fn, True, 2, True, True)])
+def test_plan_matches_the_measured_peak(dataset, tmp_path, dtype, checkpointing, swap, offload, opt):
     import sys, os
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "unit", "dreamstyle_training"))
     from toy_wan import toy_encoders
@@ -46,7 +50,8 @@ def test_plan_matches_the_measured_peak(dataset, tmp_path, dtype, checkpointing,
     from dreamstyle.training_memory_meter import measured_peak
     from dreamstyle.training_memory_plan import WanShape, plan
     model = wan(160, 640, 3, dtype)
-    cfg = TrainConfig(steps=2, rank=24, batch=1, ratio="0:1:0", gradient_checkpointing=checkpointing, block_swap=swap)
+    cfg = TrainConfig(steps=2, rank=24, batch=1, ratio="0:1:0", gradient_checkpointing=checkpointing, block_swap=swap,
+                      offload_activations=offload, optimizer_offload=opt)
     trainer = DreamStyleTrainer(model, toy_encoders(), dataset, cfg, str(tmp_path / "run"))
     trainer.data.encode_all()
     text_len = max(trainer.data.text(p.caption_ns).shape[0] for p in trainer.pairs)
@@ -54,5 +59,11 @@ def test_plan_matches_the_measured_peak(dataset, tmp_path, dtype, checkpointing,
     planned = plan(WanShape.from_model(model), 17, 128, 192, rank=24,
                    base_dtype="fp32" if dtype == torch.float32 else "fp8_e4m3fn",
                    compute_dtype="fp32" if dtype == torch.float32 else "bf16", gradient_checkpointing=checkpointing,
-                   block_swap=swap, prefetch=False, text_len=text_len).peak
+                   block_swap=swap, prefetch=False, text_len=text_len, offload_activations=offload,
+                   optimizer_offload=opt).peak
+    MEASURED[(dtype, checkpointing, swap, offload, opt)] = measured
     assert abs(planned / measured - 1) <= TOLERANCE, (planned, measured)
+    if offload and not opt:  # offloading the kept block inputs lowers the measured device peak
+        assert measured < MEASURED[(dtype, checkpointing, swap, False, False)]
+    if opt:  # and AdamW's moments in CPU memory lower it further
+        assert measured < MEASURED[(dtype, checkpointing, swap, offload, False)]

@@ -1,5 +1,6 @@
 """StyleMotif nodes inside the real ComfyUI (in process, CPU), called through execute(); text comes
 from the tiny CLIP-L fixture (ComfyUI's own SD1 CLIP classes, width 768) through the stock CLIPTextEncode."""
+import contextlib
 import importlib
 import os
 import shutil
@@ -158,26 +159,36 @@ def test_hostile_and_careless_inputs_get_errors_naming_the_input(sm, model, cond
         sm.StyleMotifRenderSkeleton.execute(motion, 4096, 4096, 30.0, 15.0, 1.0, True)
 
 
+@contextlib.contextmanager
+def interrupted_after(updates):
+    """The user presses Cancel after the `updates`-th progress-bar update: ComfyUI's interrupt flag is set, and
+    the next interrupt check raises."""
+    import comfy.model_management
+    import comfy.utils
+    real, count = comfy.utils.ProgressBar.update_absolute, []
+
+    def update(self, value, total=None, preview=None):
+        count.append(value)
+        if len(count) == updates:
+            comfy.model_management.interrupt_current_processing(True)
+        return real(self, value, total, preview)
+    comfy.utils.ProgressBar.update_absolute = update
+    try:
+        with pytest.raises(comfy.model_management.InterruptProcessingException):
+            yield
+    finally:
+        comfy.utils.ProgressBar.update_absolute = real
+        comfy.model_management.interrupt_current_processing(False)
+
+
 def test_train_node_refuses_overwrite_resumes_and_hides_partial_state(sm, tmp_path, test_nodes):
     import comfy.model_management
     import folder_paths
     folder_paths.add_model_folder_path("stylemotif", str(tmp_path), is_default=True)
     args = dict(clips=20, vae_steps=3, denoiser_steps=3, stylization_steps=2, alignment_steps=2, latent_dim=32, seed=0)
     try:
-        calls = []
-        real = comfy.model_management.throw_exception_if_processing_interrupted
-
-        def interrupt_at_step_4():
-            calls.append(1)
-            if len(calls) == 4:
-                raise comfy.model_management.InterruptProcessingException()
-            real()
-        comfy.model_management.throw_exception_if_processing_interrupted = interrupt_at_step_4
-        try:
-            with torch.inference_mode(), pytest.raises(comfy.model_management.InterruptProcessingException):
-                sm.StyleMotifTrain.execute("t", False, **args)
-        finally:
-            comfy.model_management.throw_exception_if_processing_interrupted = real
+        with torch.inference_mode(), interrupted_after(3):  # stopped in the denoiser stage (its step 1)
+            sm.StyleMotifTrain.execute("t", False, **args)
         assert os.path.exists(tmp_path / "t.partial" / "denoiser.resume")
         assert not [f for f in folder_paths.get_filename_list("stylemotif") if f.startswith("t.")]  # nothing listed
         with torch.inference_mode(), pytest.raises(ValueError, match="^name: resume: vae.resume .*steps was 3, now 4"):
@@ -196,3 +207,52 @@ def test_train_node_refuses_overwrite_resumes_and_hides_partial_state(sm, tmp_pa
     finally:
         folder_paths.folder_names_and_paths["stylemotif"][0].remove(str(tmp_path))
     assert resumed.config.latent_dim == 32 and len(resumed.bank_labels) == 5
+
+
+def write_100style(root, per_style=3, frames=30):
+    """A tiny folder in 100STYLE layout (features, texts, split, style names) from procedural clips."""
+    features_from_joints = importlib.import_module("unistyle_pack.stylemotif.humanml3d").features_from_joints
+    generate = importlib.import_module("unistyle_pack.stylemotif.procedural").generate
+    rng = np.random.default_rng(0)
+    (root / "new_joint_vecs").mkdir(parents=True)
+    (root / "texts").mkdir()
+    ids, names = [], []
+    for s, (style, label) in enumerate((("old", "Old"), ("happy", "Happy"))):
+        for k in range(per_style):
+            i = f"{s:03d}{k:03d}"
+            np.save(root / "new_joint_vecs" / f"{i}.npy", features_from_joints(generate("walk", style, frames + 1, rng).joints).numpy())
+            (root / "texts" / f"{i}.txt").write_text("a person walks forward.#a/DET#0.0#0.0\n")
+            ids.append(i)
+            names.append(f"{i} {label}_FW_{k:02d}.bvh")
+    (root / "train.txt").write_text("\n".join(ids) + "\n")
+    (root / "Style_name_dict.txt").write_text("\n".join(names) + "\n")
+
+
+def test_fine_tune_node_on_100style_layout_resumes_bit_identically(sm, dirs, tmp_path, test_nodes):
+    import comfy.model_management
+    import folder_paths
+    clip = test_nodes.TinyCLIPLoader.execute(clip_name="tiny_clip_l.safetensors").result[0]
+    write_100style(dirs[0] / "100style")
+    out = tmp_path / "models"
+    out.mkdir()
+    folder_paths.add_model_folder_path("stylemotif", str(out), is_default=True)
+    args = dict(dataset="100style", overwrite=False, style_pretrain_steps=2, stylization_steps=3, alignment_steps=2,
+                frames=30, clips=20, seed=0)
+    try:
+        with torch.inference_mode(), interrupted_after(3):  # stopped in the stylization stage (after its step 2)
+            sm.StyleMotifFineTuneStyle.execute("tiny_stylemotif.safetensors", clip, name="a", **args)
+        assert os.path.exists(out / "a.partial" / "stylization.resume")
+        with torch.inference_mode():
+            resumed = sm.StyleMotifFineTuneStyle.execute("tiny_stylemotif.safetensors", clip, name="a", **args).result[0].model
+            fresh = sm.StyleMotifFineTuneStyle.execute("tiny_stylemotif.safetensors", clip, name="b", **args).result[0].model
+        for (k, a), b in zip(resumed.state_dict().items(), fresh.state_dict().values()):
+            assert torch.equal(a, b), k
+        assert sorted(resumed.bank_labels) == ["Happy", "Old"]
+        base = sm.StyleMotifModelLoader.execute("tiny_stylemotif.safetensors").result[0].model
+        assert torch.equal(resumed.denoiser.encoder.norm.weight, base.denoiser.encoder.norm.weight)  # the base stays frozen
+        assert not torch.equal(resumed.style_encoder.skel_embedding.weight, base.style_encoder.skel_embedding.weight)
+        for bad, name in (({"dataset": "../100style"}, "dataset"), ({"dataset": "missing"}, "dataset"), ({"name": "a"}, "name")):
+            with pytest.raises(ValueError, match=f"^{name}"):
+                sm.StyleMotifFineTuneStyle.execute("tiny_stylemotif.safetensors", clip, **{**args, "name": "c", **bad})
+    finally:
+        folder_paths.folder_names_and_paths["stylemotif"][0].remove(str(out))
