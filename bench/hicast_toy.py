@@ -14,6 +14,8 @@ FOLDER = os.path.join(ROOT, "assets", "hicast_toy")
 
 
 def run():
+    if not os.path.exists(os.path.join(FOLDER, "eval.json")):
+        raise FileNotFoundError(f"{FOLDER}: no trained toy; run scripts/train_toy_hicast.py (writes it there) first")
     import numpy as np
     import torch
     from scripts.comfy_root import import_comfy_in_process

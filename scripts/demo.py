@@ -157,7 +157,8 @@ def family_rows(outputs, input_dir):
                  ("HiCAST style image", still(os.path.join(input_dir, "hicast_style.png")))]
         rows += [("HiCAST edge map", still(p)) for p in edges[:1]]
         rows.append(("HiCAST stylized image (random tiny weights)", still(image[0])))
-        rows += hicast_toy_rows()
+        if os.path.exists(os.path.join(ROOT, "assets", "hicast_toy", "eval.json")):  # trained by train_toy_hicast.py
+            rows += hicast_toy_rows()
     video = [p for p in outputs.get("hicast_video_ast", []) if p.endswith(".mp4")]
     if video:
         rows += [("HiCAST input video", read_video(os.path.join(input_dir, "hicast_input.mp4"))),

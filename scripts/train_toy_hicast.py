@@ -199,7 +199,7 @@ def evaluate(base, levels, adapter, encoder, layers, tokens, eval_seeds=EVAL_SCE
     eraw, elooks = scene_frames(eval_seeds)
     _, ref_looks = scene_frames(range(2000, 2004))
     per_style, strips = {}, []
-    for name in enumerate(STYLES):
+    for name in STYLES:
         refs = np.concatenate(list(ref_looks[name][:, ::4]))
         x, gt = to_images(eraw[:, 0]), to_images(elooks[name][:, 0])
         out = stylize(base, levels, adapter, encoder, tokens, x, refs, seed=100)
@@ -281,7 +281,7 @@ def main():
     from safetensors.torch import save_file
 
     q = args.quick
-    steps_base, steps_adapter, steps_temporal = (5, 5, 5) if q else (500, 250, 120)
+    steps_base, steps_adapter, steps_temporal = (5, 5, 5) if q else (200, 150, 80)
     os.makedirs(args.out, exist_ok=True)
     train_seeds, eval_seeds = (TRAIN_SCENES[:8], EVAL_SCENES[:3]) if q else (TRAIN_SCENES, EVAL_SCENES)
     raw, looks = scene_frames(train_seeds)
@@ -321,14 +321,13 @@ def main():
     adapter.eval(), encoder.eval(), layers.eval()
     unet.load_state_dict({k: v.half().float() for k, v in unet.state_dict().items()})  # evaluate what the fp16 file holds
 
-    per_style, strips = evaluate(base, levels, adapter, encoder, layers, tokens, eval_seeds)
-
     paths = FILES
     save_file({k: v.half().contiguous() for k, v in unet.state_dict().items()}, os.path.join(args.out, paths["unet"]),
               metadata={"unet_config": json.dumps(UNET), "look_tokens": json.dumps(tokens.tolist())})
     save_module(os.path.join(args.out, paths["edge_adapter"]), adapter, "style_adapter", map_type="edge")
     save_module(os.path.join(args.out, paths["style_encoder"]), encoder, "style_encoder", map_type="style")
     save_module(os.path.join(args.out, paths["temporal_layers"]), layers, "temporal_layers", map_type="video")
+    per_style, strips = evaluate(base, levels, adapter, encoder, layers, tokens, eval_seeds)
     from PIL import Image
     strip = torch.cat(strips, 1).permute(1, 2, 0).numpy()
     Image.fromarray((strip * 255).round().astype(np.uint8)).resize((strip.shape[1] * 4, strip.shape[0] * 4),
