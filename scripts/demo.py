@@ -212,6 +212,8 @@ def main():
                     node["inputs"].update(min_style=-1.0, min_content=-1.0)
                 if node["class_type"] == "HiCASTDepthMap":
                     node["inputs"]["resolution"] = 70  # the clip is 64x64
+                if node["class_type"] == "StyleMotifTrain":  # the demo's own model: a rerun replaces it
+                    node["inputs"]["overwrite"] = True
                 if node["class_type"] in ("HiCASTTrainAdapter", "HiCASTTrainTemporalLayers"):  # never the fixture's name
                     node["inputs"].update(overwrite=True, output_name="demo_" + os.path.basename(node["inputs"]["output_name"]))
                 if node["class_type"] == "DreamStyleTrainTokenLoRA":
