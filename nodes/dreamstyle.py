@@ -102,13 +102,10 @@ def trim_latent(samples):
     return out
 
 
-class LayoutCheck:
+class BaseCheck:
     """An APPLY_MODEL wrapper riding on DreamStyle conditioning (a ComfyUI conditioning hook), so it runs in
-    any sampler, with or without the token LoRA: where the model first sees the latent and the conditioning
-    together, it refuses a base that is not Wan2.1-I2V-like and a latent whose frames do not fit the layout."""
-
-    def __init__(self, layout):
-        self.layout = layout
+    any sampler, with or without the token LoRA: it refuses a base that is not Wan2.1-I2V-like (the latent's
+    fit to the layout is checked before sampling by LatentIdentityCheck)."""
 
     def __deepcopy__(self, memo):
         return self
@@ -123,11 +120,6 @@ class LayoutCheck:
             raise NodeInputError(f"model: DreamStyle needs a Wan2.1-I2V model ({I2V_IN_CHANNELS}-channel patch "
                                  f"embedding); this is {kind} ({channels} input channels), which would ignore the "
                                  "video. Load a Wan2.1 I2V checkpoint with UNETLoader")
-        if x.ndim != 5 or x.shape[2] != self.layout.total:
-            got = f"{x.shape[2]} latent frames" if x.ndim == 5 else f"shape {list(x.shape)}"
-            raise NodeInputError(f"latent_image: has {got} but the conditioning was built for {self.layout.total} "
-                                 f"({self.layout.describe()}); connect the latent and the positive/negative of the "
-                                 "same DreamStyleConditioning node")
         return executor(x, t, *args, **kwargs)
 
 
@@ -178,7 +170,7 @@ def layout_check_hook(layout, reference, run_id):
         transformers_dict={"wrappers": {
             comfy.patcher_extension.WrappersMP.OUTER_SAMPLE: {
                 "dreamstyle_latent_identity": [LatentIdentityCheck(layout, reference, run_id)]},
-            comfy.patcher_extension.WrappersMP.APPLY_MODEL: {"dreamstyle_layout_check": [LayoutCheck(layout)]}}},
+            comfy.patcher_extension.WrappersMP.APPLY_MODEL: {"dreamstyle_base_check": [BaseCheck()]}}},
         hook_scope=comfy.hooks.EnumHookScope.AllConditioning)
     group = comfy.hooks.HookGroup()
     group.add(hook)
