@@ -112,7 +112,9 @@ class TokenLoRAHooks:
     removes the hooks. The base weights are never touched, so a token LoRA composes with weight-merged
     LoRAs. Each layer's hook function is made once and reused by every attach, and the strength travels
     with the call as a tensor: torch.compile'd code (which guards the hook functions) then needs no
-    recompile when the same LoRA is re-attached or runs at another strength.
+    recompile when the same LoRA is re-attached or runs at another strength. `applied` turns True when a
+    hooked layer added its residual (a side effect torch.compile'd code replays), so a caller can tell a
+    forward that ran without the hooks (code compiled before they were attached) from one that ran them.
     """
 
     def __init__(self, loras, strength=1.0):
@@ -120,6 +122,7 @@ class TokenLoRAHooks:
         self.strength = torch.tensor(float(strength))
         self.handles = []
         self.call = None                    # (frame_types [B, T] or [T], tokens_per_frame, strength) while routed
+        self.applied = False                # set by the hooks; callers reset it
         self._hooks = {name: self._hook(name, lora) for name, lora in loras.items()}
 
     def attach(self, model):
@@ -148,6 +151,7 @@ class TokenLoRAHooks:
             if self.call is None:
                 raise RuntimeError(f"token LoRA: layer {name} ran outside a routing() block (token types unknown)")
             frame_types, tokens_per_frame, strength = self.call
+            self.applied = True
             return lora.add_to(output, args[0], frame_types, tokens_per_frame, strength)
         return add_delta
 

@@ -4,8 +4,9 @@ ComfyUI mechanisms only, nothing of the received model edited:
 - an injection (inject/eject with the patcher's load/unload) attaches dreamstyle.token_lora's
   TokenLoRAHooks to the diffusion model's adapted linear layers; at eject the per-device copies of the
   LoRA are dropped, so nothing of it stays on the GPU once ComfyUI unloads the model;
-- torch.compile: see the dynamo setting below; the routing itself is tensor ops (no graph break) and the
-  strength a tensor;
+- torch.compile: an APPLY_MODEL wrapper (eager, outside TorchCompileModel's compiled diffusion model) runs
+  the model with dynamo guarding module hooks and checks that the hooks ran (TokenLoRARunner.apply_model);
+  the routing itself is tensor ops (no graph break) and the strength a tensor;
 - a DIFFUSION_MODEL wrapper reads the call's per-frame token types, which DreamStyleConditioning sends
   as the model condition `dreamstyle_frame_types` ([B, T], batched by ComfyUI like any condition, so
   cond and uncond each carry their own), and routes the hooks for that forward.
@@ -26,11 +27,6 @@ import comfy.patcher_extension
 
 from ..dreamstyle.layout import VIDEO
 from ..dreamstyle.token_lora import TokenLoRAHooks, tokens_per_frame
-
-# torch.compile'd code does not see forward hooks added after it was compiled unless dynamo guards module
-# hooks (by default it skips those guards): TorchCompileModel then the token LoRA would silently run the
-# model without the LoRA. With the guards, either order recompiles where the hooks changed and stays exact.
-torch._dynamo.config.skip_nnmodule_hook_guards = False
 
 FRAME_TYPES_KEY = "dreamstyle_frame_types"
 
@@ -68,6 +64,30 @@ class TokenLoRARunner:
         self.hooks.detach()
         for lora in self.hooks.loras.values():
             lora.drop_copies()
+
+    def apply_model(self, executor, *args, **kwargs):
+        """APPLY_MODEL wrapper: the model's forward with dynamo guarding module hooks, checked to have run them.
+
+        Dynamo skips guards on module hooks by default, so code compiled before the hooks were attached (a
+        TorchCompileModel output that already ran without the LoRA) is reused and runs without them. Setting
+        the option once at import is not enough: torch keeps its config per thread/context (2.13 does), and
+        ComfyUI imports the pack in one context and samples in another thread. Here it is set around every
+        run of the patched model; when the hooks still did not run (code compiled without the guard), the
+        compiled code is dropped (torch.compiler.reset) and the forward runs again, recompiled with it."""
+        self.hooks.applied = False
+        with torch._dynamo.config.patch(skip_nnmodule_hook_guards=False):
+            out = executor(*args, **kwargs)
+            if self.hooks.applied:
+                return out
+            logging.warning("DreamStyle token LoRA: the compiled model reused code compiled before the LoRA was "
+                            "attached (TorchCompileModel before DreamStyleTokenLoRALoader and run without it); "
+                            "torch.compile's cache is cleared and the model recompiled. Put TorchCompileModel "
+                            "after DreamStyleTokenLoRALoader to avoid this.")
+            torch.compiler.reset()
+            out = executor(*args, **kwargs)
+        if not self.hooks.applied:
+            raise RuntimeError("DreamStyle token LoRA: the model's forward did not run the LoRA's layers")
+        return out
 
     def __call__(self, executor, x, timestep, context, clip_fea=None, time_dim_concat=None, transformer_options={},
                  **kwargs):
@@ -123,6 +143,7 @@ def apply_token_lora(model, loras, strength, lora_key=None):
     patched.set_injections(f"{runner.key}_{uuid.uuid4().hex[:8]}",
                            [comfy.patcher_extension.PatcherInjection(runner.inject, runner.eject)])
     patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, runner.key, runner)
+    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, runner.key, runner.apply_model)
     options[runner.strength_key] = torch.tensor(float(strength))
     patched.size = model.model_size() + lora_bytes(runner.hooks.loras, compute_dtype(model))
     return patched

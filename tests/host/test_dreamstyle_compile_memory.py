@@ -41,28 +41,19 @@ def compiled(model, backend):
     return out
 
 
-FRESH = "UNISTYLE_COMPILE_TEST_IN_FRESH_PROCESS"
-
-
 @pytest.mark.slow
-def test_compile_in_either_order_in_a_fresh_process():
-    """Runs the compile test below in a fresh interpreter. In the same pytest process, after the pack's
-    comfy_entrypoint() was awaited by another test (the server-harness fixture), the compiled model was seen
-    to ignore a LoRA attached after its first run; not understood yet (see the wave-2 closing note), so the
-    property is checked here as a fresh ComfyUI process would start, and the open question is recorded."""
-    import subprocess
-    import sys
-    node = f"{__file__}::test_compile_in_either_order_gives_the_uncompiled_lora_output_and_strength_needs_no_recompile"
-    done = subprocess.run([sys.executable, "-m", "pytest", node, "-q", "-p", "no:cacheprovider"],
-                          env=dict(os.environ, **{FRESH: "1"}), capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0 and "1 passed" in done.stdout.splitlines()[-1], done.stdout[-4000:] + done.stderr[-2000:]
+def test_compile_in_either_order_gives_the_uncompiled_lora_output_and_strength_needs_no_recompile(env, pack_node_ids):
+    """As a ComfyUI server runs it: the pack's entrypoint awaited at startup (pack_node_ids), sampling in
+    another thread (ComfyUI's prompt worker; torch 2.13 keeps dynamo's config per thread/context, so an option
+    set while the pack was imported does not reach it)."""
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(1) as worker:
+        worker.submit(either_order, *env).result()
 
 
-@pytest.mark.skipif(not os.environ.get(FRESH), reason="run in a fresh process by the test above")
-def test_compile_in_either_order_gives_the_uncompiled_lora_output_and_strength_needs_no_recompile(env):
+def either_order(ds, base, cond):
     import torch._dynamo.testing
-    ds, base, cond = env
-    torch._dynamo.reset()
+    torch.compiler.reset()
     expected_base = run(base, cond)
     expected = {s: run(ds.DreamStyleTokenLoRALoader.execute(base, LORA, s).result[0], cond) for s in (1.0, 0.5)}
     counter = torch._dynamo.testing.CompileCounter()
