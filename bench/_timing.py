@@ -5,20 +5,32 @@ import time
 import torch
 
 
-def time_side_by_side(candidates, rounds=5, warmup=1):
-    """candidates: {name: zero-argument callable}. Returns {name: median seconds}, measured interleaved
-    so that machine load drifts affect every candidate alike."""
+def samples_side_by_side(candidates, rounds=5, warmup=1):
+    """candidates: {name: zero-argument callable}. Returns {name: [seconds per round]}, measured interleaved
+    so that machine load drifts affect every candidate alike; every other round runs them in reverse order,
+    so no candidate always runs first."""
     with torch.no_grad():
         for _ in range(warmup):
             for fn in candidates.values():
                 fn()
         samples = {name: [] for name in candidates}
-        for _ in range(rounds):
-            for name, fn in candidates.items():
+        for r in range(rounds):
+            for name, fn in (reversed if r % 2 else iter)(list(candidates.items())):
                 t0 = time.perf_counter()
                 fn()
                 samples[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(v) for name, v in samples.items()}
+    return samples
+
+
+def time_side_by_side(candidates, rounds=5, warmup=1):
+    """{name: median seconds} of samples_side_by_side."""
+    return {name: statistics.median(v) for name, v in samples_side_by_side(candidates, rounds, warmup).items()}
+
+
+def median_ratio(samples, num, den):
+    """Median over rounds of samples[num] / samples[den] (each round's pair ran back to back): robust to a
+    shared machine whose load changes between rounds."""
+    return statistics.median(a / b for a, b in zip(samples[num], samples[den]))
 
 
 def metric(value, goal, unit, how):

@@ -11,6 +11,7 @@
    colour drift first -> last chunk, colour match off and on.
 """
 import os
+import statistics
 import sys
 
 import torch
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench._timing import metric, time_side_by_side  # noqa: E402
+from bench._timing import median_ratio, metric, samples_side_by_side, time_side_by_side  # noqa: E402
 from dreamstyle.layout import STYLE_IMAGE, VIDEO, FIRST_FRAME  # noqa: E402
 from dreamstyle.token_lora import TokenLoRA  # noqa: E402
 
@@ -126,7 +127,7 @@ def step_benchmark(size, frames=21):
     }
 
 
-def fp8_lora_benchmark(frames=3):
+def fp8_lora_benchmark(frames=3, rounds=21):
     """Token LoRA vs plain LoRA of the same rank on a layer whose weight is stored in fp8_e4m3fn and cast
     per forward by ComfyUI's manual_cast Linear (how UNETLoader weight_dtype=fp8 runs), 1.3B sizes."""
     from scripts.comfy_root import import_comfy_in_process
@@ -155,11 +156,14 @@ def fp8_lora_benchmark(frames=3):
                 out.view(-1, out_f).addmm_(F.linear(x, down).view(-1, RANK), up.t())
                 return out
 
-        t = time_side_by_side({"token": token, "plain": plain}, rounds=5)
+        load = os.getloadavg()[0]
+        s = samples_side_by_side({"token": token, "plain": plain}, rounds=rounds)
         results[f"dreamstyle_token_lora_vs_plain_lora_fp8_base_{name}"] = metric(
-            t["token"] / t["plain"], "<= 1.05", "ratio",
+            median_ratio(s, "token", "plain"), "<= 1.05", "ratio",
             f"fp8_e4m3fn weight through comfy.ops.manual_cast.Linear (fp32 compute on this CPU), {DIM}->{out_f}, "
-            f"rank {RANK}, {x.shape[1]} tokens; token {t['token']*1e3:.1f} ms vs plain {t['plain']*1e3:.1f} ms")
+            f"rank {RANK}, {x.shape[1]} tokens; median over {rounds} interleaved rounds of token/plain "
+            f"(medians token {statistics.median(s['token'])*1e3:.1f} ms vs plain {statistics.median(s['plain'])*1e3:.1f} "
+            f"ms; load average {load:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     return results
 
 
