@@ -8,10 +8,12 @@
    during the first step, minus before it):
    token vs plain LoRA, and with vs without gradient checkpointing.
 3. The memory plan (dreamstyle/training_memory_plan.py) against the device bytes measured by the CPU meter
-   (training_memory_meter.py) during two real training steps of ComfyUI's WanModel (dim 128, FFN 512,
-   4 blocks, rank 16, 17 frames of 128x192: 576 tokens): fp32 / fp8 bases, with and without
-   checkpointing and block swap; the block-swap peak fraction; the plan of Wan2.1-I2V 14B at 480x832x81,
-   rank 64 (its shapes from a meta-device WanModel, no weights).
+   (training_memory_meter.py) during two real training steps of ComfyUI's WanModel (dim 128, FFN 352 = 2.75 D
+   as Wan's 13824 = 2.7 x 5120, so that the self-attention is the largest sub-layer as at 14B; 4 blocks,
+   rank 16, 17 frames of 128x192: 576 tokens) on ComfyUI's pytorch attention (SDPA: its CPU kernel keeps
+   O(tokens), as the GPU kernels the plan counts): fp32 / fp8 / bf16 bases, with and without checkpointing
+   (block and sublayer granularity), block swap and offloads; the block-swap peak fraction; the plan of Wan2.1-I2V 14B
+   at 480x832x81, rank 64 (its shapes from a meta-device WanModel, no weights).
 """
 import json
 import os
@@ -125,55 +127,68 @@ def peak_rss_growth(token_specific, checkpointing, layers=LAYERS):
     return float(out.stdout.strip().splitlines()[-1])
 
 
-PLAN_CASES = [("fp32", False, 0, False), ("fp32", True, 0, False), ("fp32", True, 2, False),
-              ("fp8_e4m3fn", False, 0, False), ("fp8_e4m3fn", True, 0, False), ("fp8_e4m3fn", True, 3, False),
-              ("fp8_e4m3fn", True, 3, True), ("fp8_e4m3fn", True, 3, "opt")]
+PLAN_CASES = [("fp32", False, 0, False, "block"), ("fp32", True, 0, False, "block"), ("fp32", True, 0, False, "sublayer"),
+              ("fp32", True, 2, False, "block"), ("fp8_e4m3fn", False, 0, False, "block"),
+              ("fp8_e4m3fn", True, 0, False, "block"), ("fp8_e4m3fn", True, 0, False, "sublayer"),
+              ("fp8_e4m3fn", True, 3, False, "block"), ("fp8_e4m3fn", True, 3, True, "block"),
+              ("fp8_e4m3fn", True, 3, "opt", "block"), ("fp8_e4m3fn", True, 3, "opt", "sublayer"),
+              ("bf16", True, 0, False, "block"), ("bf16", True, 0, False, "sublayer"), ("bf16", True, 0, "opt", "sublayer")]
+PLAN_FFN = 352
 
 
 def memory_cases():
-    """{(base, checkpointing, swap, offload): (planned, measured) bytes} on a small ComfyUI WanModel."""
+    """{(base, checkpointing, swap, offload, granularity): (planned, measured) bytes} on a small ComfyUI WanModel."""
     import tempfile
     torch.set_num_threads(1)
     from scripts.comfy_root import import_comfy_in_process
     import_comfy_in_process()
+    import comfy.ldm.modules.attention as attention
     import comfy.ldm.wan.model as wan_model
-    import comfy.ops
     sys.path.insert(0, os.path.join(ROOT, "tests", "unit", "dreamstyle_training"))
-    from toy_wan import toy_encoders
     from dreamstyle.synthetic_benchmark import build_synthetic_benchmark
-    from dreamstyle.training import DreamStyleTrainer, TrainConfig
-    from dreamstyle.training_memory_meter import measured_peak
-    from dreamstyle.training_memory_plan import WanShape, plan
     work = tempfile.mkdtemp()
     dataset = os.path.join(work, "pairs")
     build_synthetic_benchmark(dataset, scenes=2, styles=["palette"], frames=17, height=128, width=192, refs=1,
                               heldout=0.0, seed=0)
+    cpu_default, wan_model.optimized_attention = wan_model.optimized_attention, attention.attention_pytorch
+    try:
+        return {case: memory_case(dataset, work, *case) for case in PLAN_CASES}
+    finally:
+        wan_model.optimized_attention = cpu_default
+
+
+def memory_case(dataset, work, base, ckpt, swap, offload, granularity):
+    """(planned, measured) peak device bytes of two training steps of one PLAN_CASES case."""
+    import comfy.ldm.wan.model as wan_model
+    import comfy.ops
+    from toy_wan import toy_encoders
+    from dreamstyle.training import DreamStyleTrainer, TrainConfig
+    from dreamstyle.training_memory_meter import measured_peak
+    from dreamstyle.training_memory_plan import WanShape, plan
 
     def build(dtype, ops):
-        return wan_model.WanModel(model_type="i2v", in_dim=36, out_dim=16, dim=128, ffn_dim=512, num_heads=4,
+        return wan_model.WanModel(model_type="i2v", in_dim=36, out_dim=16, dim=128, ffn_dim=PLAN_FFN, num_heads=4,
                                   num_layers=4, text_dim=4096, freq_dim=256, operations=ops, dtype=dtype)
-    out = {}
-    for base, ckpt, swap, offload in PLAN_CASES:
-        torch.manual_seed(0)
-        model = build(None, comfy.ops.disable_weight_init)
-        for p in model.parameters():
-            torch.nn.init.normal_(p, std=0.02)
-        if base != "fp32":
-            fp8 = build(torch.float8_e4m3fn, comfy.ops.manual_cast)
-            fp8.load_state_dict(model.state_dict())
-            model = fp8
-        cfg = TrainConfig(steps=2, rank=16, batch=1, ratio="0:1:0", gradient_checkpointing=ckpt, block_swap=swap,
-                          offload_activations=bool(offload), optimizer_offload=offload == "opt")
-        trainer = DreamStyleTrainer(model, toy_encoders(), dataset, cfg,
-                                    os.path.join(work, f"{base}{ckpt}{swap}{offload}"))
-        trainer.data.encode_all()
-        text_len = max(trainer.data.text(p.caption_ns).shape[0] for p in trainer.pairs)
-        planned = plan(WanShape.from_model(model), 17, 128, 192, rank=16, base_dtype=base,
-                       compute_dtype="fp32" if base == "fp32" else "bf16", gradient_checkpointing=ckpt,
-                       block_swap=swap, prefetch=False, text_len=text_len, offload_activations=bool(offload),
-                       optimizer_offload=offload == "opt").peak
-        out[(base, ckpt, swap, offload)] = (planned, measured_peak(trainer))
-    return out
+    torch.manual_seed(0)
+    model = build(None, comfy.ops.disable_weight_init)
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.02)
+    if base != "fp32":  # as UNETLoader loads a bf16 / fp8 file: manual-cast ops
+        stored = build(torch.bfloat16 if base == "bf16" else torch.float8_e4m3fn, comfy.ops.manual_cast)
+        stored.load_state_dict(model.state_dict())
+        model = stored
+    cfg = TrainConfig(steps=2, rank=16, batch=1, ratio="0:1:0", gradient_checkpointing=ckpt, block_swap=swap,
+                      offload_activations=bool(offload), optimizer_offload=offload == "opt",
+                      checkpoint_granularity=granularity)
+    trainer = DreamStyleTrainer(model, toy_encoders(), dataset, cfg,
+                                os.path.join(work, f"{base}{ckpt}{swap}{offload}{granularity}"))
+    trainer.data.encode_all()
+    text_len = max(trainer.data.text(p.caption_ns).shape[0] for p in trainer.pairs)
+    planned = plan(WanShape.from_model(model), 17, 128, 192, rank=16, base_dtype=base,
+                   compute_dtype="fp32" if base == "fp32" else "bf16", gradient_checkpointing=ckpt,
+                   block_swap=swap, prefetch=False, text_len=text_len, offload_activations=bool(offload),
+                   optimizer_offload=offload == "opt", granularity=granularity).peak
+    return planned, measured_peak(trainer)
 
 
 def plan_14b():
@@ -187,45 +202,57 @@ def plan_14b():
                                num_layers=40, text_dim=4096, freq_dim=256, operations=comfy.ops.disable_weight_init,
                                device="meta")
     shape = WanShape.from_model(model)
-    return {"fp8_swap": plan(shape, 81, 480, 832, rank=64, base_dtype="fp8_e4m3fn", block_swap=shape.blocks,
-                             offload_activations=True, optimizer_offload=True),
-            "fp8": plan(shape, 81, 480, 832, rank=64, base_dtype="fp8_e4m3fn"),
-            "bf16": plan(shape, 81, 480, 832, rank=64, base_dtype="bf16", offload_activations=True,
-                         optimizer_offload=True)}
+    settings = {"fp8_swap": dict(base_dtype="fp8_e4m3fn", block_swap=shape.blocks, offload_activations=True,
+                                 optimizer_offload=True),
+                "fp8": dict(base_dtype="fp8_e4m3fn"),
+                "bf16": dict(base_dtype="bf16", offload_activations=True, optimizer_offload=True)}
+    return {(name, g): plan(shape, 81, 480, 832, rank=64, granularity=g, **kw)
+            for name, kw in settings.items() for g in ("block", "sublayer")}
+
+
+def case_name(base, ckpt, swap, offload, granularity):
+    return (f"{base}{f' ckpt ({granularity})' if ckpt else ''}{f' swap {swap}' if swap else ''}"
+            f"{' offload' if offload else ''}{' + AdamW on CPU' if offload == 'opt' else ''}")
 
 
 def memory_metrics():
     cases = memory_cases()
     worst = max(max(p / m, m / p) for p, m in cases.values())
-    detail = "; ".join(f"{b}{' ckpt' if c else ''}{f' swap {s}' if s else ''}{' offload' if o else ''}"
-                       f"{' + AdamW on CPU' if o == 'opt' else ''}: plan "
-                       f"{p / 2**20:.1f} MB vs measured {m / 2**20:.1f} MB" for (b, c, s, o), (p, m) in cases.items())
-    unswapped, swapped = cases[("fp8_e4m3fn", True, 0, False)][1], cases[("fp8_e4m3fn", True, 3, False)][1]
+    detail = "; ".join(f"{case_name(*case)}: plan {p / 2**20:.1f} MB vs measured {m / 2**20:.1f} MB"
+                       for case, (p, m) in cases.items())
+    unswapped = cases[("fp8_e4m3fn", True, 0, False, "block")][1]
+    swapped = cases[("fp8_e4m3fn", True, 3, False, "block")][1]
     plans = plan_14b()
-    fp8, bf16 = plans["fp8_swap"], plans["bf16"]
+    fp8, bf16 = plans[("fp8_swap", "sublayer")], plans[("bf16", "sublayer")]
 
     def terms(p):
         return ", ".join(f"{k} {v / 1e9:.1f}" for k, v in p.terms.items())
+
+    def block(name):
+        p = plans[(name, "block")]
+        return f"with block checkpointing {p.peak / 1e9:.1f} GB (working set {p.terms['working set of one unit'] / 1e9:.1f})"
     return {
         "dreamstyle_train_plan_vs_measured_peak": metric(
             worst, "<= 1.10", "ratio",
-            f"worst of plan/measured and measured/plan over {len(cases)} cases, ComfyUI WanModel dim 128, FFN 512, 4 blocks, "
-            f"rank 16, 576 tokens, device bytes counted by the CPU meter: {detail}"),
+            f"worst of plan/measured and measured/plan over {len(cases)} cases, ComfyUI WanModel dim 128, FFN {PLAN_FFN}, 4 blocks, "
+            f"rank 16, 576 tokens, ComfyUI's pytorch attention, device bytes counted by the CPU meter: {detail}"),
         "dreamstyle_train_block_swap_peak_resident_fraction": metric(
             swapped / unswapped, "report", "ratio",
-            f"measured peak device bytes, fp8 base + checkpointing, 3 of 4 blocks swapped ({swapped / 2**20:.1f} MB) "
-            f"vs none ({unswapped / 2**20:.1f} MB): at this size the fp8 blocks (0.3 MB each) are small next to the "
-            f"LoRA + AdamW (4.7 MB) and activations, which do not swap. The plan at 14B, fp8 + checkpointing: "
-            f"{plans['fp8_swap'].peak / 1e9:.1f} GB with all 40 blocks swapped, the block inputs and AdamW offloaded vs "
-            f"{plans['fp8'].peak / 1e9:.1f} GB with neither ({plans['fp8_swap'].peak / plans['fp8'].peak:.2f})"),
+            f"measured peak device bytes, fp8 base + block checkpointing, 3 of 4 blocks swapped ({swapped / 2**20:.1f} MB) "
+            f"vs none ({unswapped / 2**20:.1f} MB): at this size the fp8 blocks are small next to the LoRA + AdamW "
+            f"and activations, which do not swap. The plan at 14B, fp8 + sublayer checkpointing: "
+            f"{fp8.peak / 1e9:.1f} GB with all 40 blocks swapped, the block inputs and AdamW offloaded vs "
+            f"{plans[('fp8', 'sublayer')].peak / 1e9:.1f} GB with neither "
+            f"({fp8.peak / plans[('fp8', 'sublayer')].peak:.2f})"),
         "dreamstyle_train_plan_14b_fp8_swap_gb": metric(
             fp8.peak / 1e9, "<= 24", "GB",
-            f"Wan2.1-I2V 14B, 480x832x81 (34320 tokens), rank 64, fp8 base, all 40 blocks swapped, checkpointing "
-            f"with the block inputs offloaded, AdamW on the CPU, bf16 compute: {terms(fp8)}"),
+            f"Wan2.1-I2V 14B, 480x832x81 (34320 tokens), rank 64, fp8 base, all 40 blocks swapped, sublayer "
+            f"checkpointing with the block inputs offloaded, AdamW on the CPU, bf16 compute, an O(tokens) attention "
+            f"kernel: {terms(fp8)}; {block('fp8_swap')}"),
         "dreamstyle_train_plan_14b_bf16_gb": metric(
             bf16.peak / 1e9, "<= 48", "GB",
-            f"Wan2.1-I2V 14B, 480x832x81, rank 64, bf16 base resident, checkpointing with the block inputs "
-            f"offloaded, AdamW on the CPU, no swap: {terms(bf16)}"),
+            f"Wan2.1-I2V 14B, 480x832x81, rank 64, bf16 base resident, sublayer checkpointing with the block inputs "
+            f"offloaded, AdamW on the CPU, no swap, an O(tokens) attention kernel: {terms(bf16)}; {block('bf16')}"),
     }
 
 

@@ -45,6 +45,7 @@ from .lora_file import LoRAFileError, parse_lora, read_safetensors, write_safete
 from .token_lora import TokenLoRA, TokenLoRAHooks, adapted_layer_names, tokens_per_frame
 from . import training_block_swap
 from .training_block_swap import StreamedBase, compute_dtype_for, offload_allocation, swapped_blocks
+from .training_sublayers import GRANULARITIES
 from .training_checkpoint import (CheckpointError, final_lora_metadata, latest_checkpoint, load_optimizer,
                                   read_checkpoint, save_checkpoint)
 from .training_data import (DataOrder, EncodedPairs, load_pairs, pad_contexts, reference_choice,
@@ -85,6 +86,7 @@ class TrainConfig:
     block_swap: int = 0              # the last N blocks stay on the offload device (training_block_swap.py)
     offload_activations: bool = False  # checkpointed block inputs wait in CPU memory until the backward pass
     optimizer_offload: bool = False  # AdamW's moments (and an fp32 copy of the LoRA it updates) in CPU memory
+    checkpoint_granularity: str = "block"  # block | sublayer (self-attention, cross-attention, FFN: training_sublayers.py)
 
     def __post_init__(self):
         self.ratio = parse_ratio(self.ratio)
@@ -99,6 +101,14 @@ class TrainConfig:
                 raise ValueError(f"{name}: expected a positive integer, got {getattr(self, name)!r}")
         if self.lr <= 0:
             raise ValueError(f"lr: expected a positive learning rate, got {self.lr}")
+        if self.checkpoint_granularity not in GRANULARITIES:
+            raise ValueError(f"checkpoint_granularity: expected one of {GRANULARITIES}, "
+                             f"got {self.checkpoint_granularity!r}")
+        if self.checkpoint_granularity != "block" and not self.gradient_checkpointing:
+            raise ValueError("checkpoint_granularity: sublayer needs gradient_checkpointing on")
+        if self.checkpoint_granularity != "block" and self.shard_base != "none":
+            raise ValueError("checkpoint_granularity: sublayer not with shard_base (the sharded base checkpoints whole "
+                             "blocks)")
         if self.block_swap < 0:
             raise ValueError(f"block_swap: expected 0 or a positive number of blocks, got {self.block_swap}")
         if self.block_swap and not self.gradient_checkpointing:
@@ -560,7 +570,8 @@ class DreamStyleTrainer:
         if self.shard:
             return gradient_checkpointing(base, checkpoint)
         self.streamer = StreamedBase(base, self.device, self.dtype, checkpoint=checkpoint, swapped=self.swapped,
-                                     offload_activations=self.config.offload_activations and checkpoint)
+                                     offload_activations=self.config.offload_activations and checkpoint,
+                                     granularity=self.config.checkpoint_granularity)
         return self.streamer.active()
 
     def evaluate(self, steps, micro=0):

@@ -26,6 +26,8 @@ import threading
 import torch
 from torch.nn.utils.stateless import _reparametrize_module  # what torch.func.functional_call runs
 
+from .training_sublayers import GRANULARITIES, sublayer_checkpoints
+
 
 def _alias(t):
     """A normal tensor sharing T's storage (autograd refuses to save inference tensors; never written)."""
@@ -102,15 +104,19 @@ def checkpointed(fn, *args, **kwargs):
 
 class StreamedBase:
     """Runs MODEL's units on per-call device weights (see the module docstring) inside `active()`;
-    CHECKPOINT wraps every block in gradient checkpointing. The SWAPPED blocks are copied per call even
-    when their weights are on the device already (on the CPU, where offload and compute device are one,
-    this is the same copy a GPU makes; in ComfyUI, it keeps their GPU bytes out of the step's needs). Counters: copied_bytes (bytes
-    copied to the device), prefetched (block copies that were started before they were needed)."""
+    CHECKPOINT wraps every block in gradient checkpointing, at GRANULARITY "block" or "sublayer" (each
+    block's self-attention, cross-attention and FFN checkpointed again inside it: training_sublayers.py).
+    The SWAPPED blocks are copied per call even when their weights are on the device already (on the CPU,
+    where offload and compute device are one, this is the same copy a GPU makes; in ComfyUI, it keeps their
+    GPU bytes out of the step's needs). Counters: copied_bytes (bytes copied to the device), prefetched
+    (block copies that were started before they were needed)."""
 
     def __init__(self, model, device, compute_dtype=torch.bfloat16, checkpoint=False, swapped=(),
-                 offload_activations=False, offload_device="cpu"):
+                 offload_activations=False, offload_device="cpu", granularity="block"):
+        if granularity not in GRANULARITIES:
+            raise ValueError(f"checkpoint granularity: expected one of {GRANULARITIES}, got {granularity!r}")
         self.model, self.device, self.dtype = model, torch.device(device), compute_dtype
-        self.checkpoint = checkpoint
+        self.checkpoint, self.sublayers = checkpoint, checkpoint and granularity == "sublayer"
         self.offload_activations, self.offload_device = offload_activations, torch.device(offload_device)
         self.swapped = {f"blocks.{i}" for i in swapped}
         self.blocks = len(model.blocks)
@@ -118,6 +124,7 @@ class StreamedBase:
         self.offloaded_bytes = 0
         self.prefetched = 0
         self._pending = {}
+        self._held = {}
         self._stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
 
     def _weights(self, unit_name):
@@ -157,12 +164,27 @@ class StreamedBase:
         self.prefetched += 1
 
     def _run(self, name, index, unit, *args, **kwargs):
+        backward = torch._C._current_graph_task_id() != -1  # a checkpointed block recomputed in backward
+        if not backward:  # a new forward pass: the last backward's block needs its weights no more
+            self._held.clear()
         weights = self._fetch(name)
         if index is not None:
-            backward = torch._C._current_graph_task_id() != -1  # a checkpointed block recomputed in backward
             self._prefetch(index - 1 if backward else index + 1)
-        with _reparametrize_module(unit, weights):  # the unit's own forward on these weights, restored after
-            return type(unit).forward(unit, *args, **kwargs)
+        sublayers = contextlib.nullcontext()
+        if self.sublayers and index is not None:
+            self._held = {name: weights}  # what its sub-layers recompute on (training_sublayers.py)
+            sublayers = sublayer_checkpoints(unit, functools.partial(self._held_weights, name), checkpointed)
+        try:
+            with _reparametrize_module(unit, weights), sublayers:  # the unit's own forward on these weights
+                return type(unit).forward(unit, *args, **kwargs)
+        finally:
+            if not backward:  # in the backward pass they stay until the next block's recomputation
+                self._held.clear()
+
+    def _held_weights(self, name):
+        if name not in self._held:
+            raise RuntimeError(f"sublayer checkpoint: {name} recomputed a sub-layer without its block's weights")
+        return self._held[name]
 
     def _forward(self, name, index, unit, *args, **kwargs):
         run = functools.partial(self._run, name, index, unit)
@@ -198,3 +220,4 @@ class StreamedBase:
             for unit in units:
                 unit.__dict__.pop("forward", None)
             self._pending.clear()
+            self._held.clear()

@@ -17,7 +17,7 @@ from ..dreamstyle.lora_file import parse_lora, read_safetensors
 from ..dreamstyle.token_lora import TokenLoRA, adapted_layer_names
 from ..dreamstyle.training import STAGES, DreamStyleTrainer, TrainConfig
 from ..dreamstyle.training_data import EncodedPairs, Encoders, load_pairs
-from ..dreamstyle.training_memory_plan import WanShape, plan
+from ..dreamstyle.training_memory_plan import GRANULARITIES, WanShape, plan
 from . import guards
 from .dreamstyle_patch import apply_token_lora
 
@@ -56,7 +56,7 @@ def memory_plan(diffusion_model, pairs, config, compute_dtype, device):
                 base_dtype=base, compute_dtype=names.get(compute_dtype, "bf16"), batch=config.batch,
                 gradient_checkpointing=config.gradient_checkpointing, block_swap=config.block_swap,
                 offload_activations=config.offload_activations, optimizer_offload=config.optimizer_offload,
-                prefetch=device.type == "cuda",
+                granularity=config.checkpoint_granularity, prefetch=device.type == "cuda",
                 budget=comfy.model_management.get_total_memory(device))
 
 
@@ -136,6 +136,12 @@ class DreamStyleTrainTokenLoRA(io.ComfyNode):
                 io.Boolean.Input("token_specific", default=True, optional=True,
                                  tooltip="On: one up matrix per token type (DreamStyle). Off: a plain LoRA of the "
                                          "same rank, for comparison."),
+                io.Combo.Input("checkpoint_granularity", options=list(GRANULARITIES), default="block",
+                               optional=True,
+                               tooltip="With gradient_checkpointing: block recomputes each DiT block whole in the "
+                                       "backward pass; sublayer recomputes its self-attention, cross-attention and "
+                                       "FFN one at a time inside it (the same gradients; less memory, the attention "
+                                       "layers run once more). The memory_plan output gives both."),
                 io.ClipVision.Input("clip_vision", optional=True,
                                     tooltip="CLIP-vision model (ViT-H): style-image batches then also feed the style "
                                             "image's features to Wan's image branch, as in DreamStyle."),
@@ -155,7 +161,7 @@ class DreamStyleTrainTokenLoRA(io.ComfyNode):
     def execute(cls, model, vae, clip, dataset_dir, stage, steps, rank, lr, batch, accumulation, ratio, seed,
                 save_every, lora_name, init_lora="", resume=True, precision="bf16", block_swap=0,
                 offload_activations=False, optimizer_offload=False, overwrite=False, gradient_checkpointing=True,
-                token_specific=True, clip_vision=None) -> io.NodeOutput:
+                token_specific=True, clip_vision=None, checkpoint_granularity="block") -> io.NodeOutput:
         guards.finite(lr, "lr")
         out_path = guards.new_model_path("loras", lora_name, "lora_name", overwrite=overwrite)
         name = os.path.basename(out_path)[:-len(".safetensors")]
@@ -166,7 +172,7 @@ class DreamStyleTrainTokenLoRA(io.ComfyNode):
                                  ratio=ratio, seed=seed, save_every=save_every, precision=precision,
                                  gradient_checkpointing=gradient_checkpointing, token_specific=token_specific,
                                  block_swap=block_swap, offload_activations=offload_activations,
-                                 optimizer_offload=optimizer_offload)
+                                 optimizer_offload=optimizer_offload, checkpoint_granularity=checkpoint_granularity)
         except ValueError as e:
             raise guards.NodeInputError(str(e)) from e
         run_dir = guards.output_folder(os.path.join("dreamstyle_training", name), "lora_name")

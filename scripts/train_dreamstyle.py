@@ -16,7 +16,7 @@ copy; the model is then loaded on the CPU and each process moves only its shards
    "train": {"stage": "CT", "steps": 6000, "rank": 64, "lr": 4e-5, "batch": 2, "accumulation": 1,
              "ratio": "1:2:1", "seed": 0, "save_every": 250, "precision": "bf16",
              "gradient_checkpointing": true, "shard_base": "none", "block_swap": 0,
-             "offload_activations": false, "optimizer_offload": false},
+             "offload_activations": false, "optimizer_offload": false, "checkpoint_granularity": "block"},
    "model": {"diffusion_model": ".../wan2.1_i2v_480p_14B_bf16.safetensors",
              "vae": ".../wan_2.1_vae.safetensors", "text_encoder": ".../umt5_xxl_fp16.safetensors",
              "clip_vision": ".../clip_vision_h.safetensors", "base_dtype": "bf16"}}
@@ -24,9 +24,12 @@ copy; the model is then loaded on the CPU and each process moves only its shards
 "base_dtype": bf16 (default), fp16, fp32 or fp8_e4m3fn (the base stored in fp8, computed on bf16 copies of
 one block at a time). "block_swap": N keeps the last N blocks in pinned CPU memory and copies each to the
 GPU when it runs, the next one prefetched (needs gradient_checkpointing); "offload_activations" keeps the
-checkpointed block inputs in CPU memory until the backward pass; "optimizer_offload" runs AdamW on the CPU. `--plan` prints the memory plan
-(dreamstyle/training_memory_plan.py) for the dataset's largest pair and whether it fits this GPU, from
-the model file's header alone (no weights are read); `--frames/--height/--width` plan another size.
+checkpointed block inputs in CPU memory until the backward pass; "optimizer_offload" runs AdamW on the CPU;
+"checkpoint_granularity": "sublayer" recomputes each block's self-attention, cross-attention and FFN one at
+a time inside the block's recomputation (the same gradients, less memory; dreamstyle/training_sublayers.py).
+`--plan` prints the memory plan (dreamstyle/training_memory_plan.py) for the dataset's largest pair and
+whether it fits this GPU, with block granularity also what sublayer would need, from the model file's
+header alone (no weights are read); `--frames/--height/--width` plan another size.
 
 "model" may instead name a Python factory, {"factory": "file.py:build", ...}: build(config) returns
 (model, dreamstyle.training_data.Encoders) (tests use a toy model this way). Paths in the config are
@@ -118,7 +121,7 @@ def memory_plan(config, base, cfg, opts, device, args):
                 rank=cfg.rank, base_dtype=stored, compute_dtype="bf16" if stored.startswith("fp8") else stored,
                 batch=cfg.batch, gradient_checkpointing=cfg.gradient_checkpointing, block_swap=cfg.block_swap,
                 offload_activations=cfg.offload_activations, optimizer_offload=cfg.optimizer_offload,
-                prefetch=device.type == "cuda", budget=budget)
+                granularity=cfg.checkpoint_granularity, prefetch=device.type == "cuda", budget=budget)
 
 
 def main(argv=None):

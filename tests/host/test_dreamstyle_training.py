@@ -99,7 +99,8 @@ def test_sft_node_starts_from_the_ct_lora_and_resume_continues(parts):
 @pytest.mark.slow
 def test_fp8_base_with_block_swap_trains_the_lora_of_the_unswapped_run(parts, tiny_models):
     """UNETLoader weight_dtype fp8_e4m3fn: the base computes on per-call copies; swapping blocks changes where
-    the weights come from, not the result (bit-identical LoRA files)."""
+    the weights come from, and sublayer checkpointing what is recomputed when, not the result (bit-identical
+    LoRA files)."""
     import comfy.sd
     import folder_paths
     fp8 = comfy.sd.load_diffusion_model(os.path.join(tiny_models, "diffusion_models", "tiny_wan21_i2v.safetensors"),
@@ -108,13 +109,14 @@ def test_fp8_base_with_block_swap_trains_the_lora_of_the_unswapped_run(parts, ti
     assert next(dm.blocks.parameters()).dtype == torch.float8_e4m3fn
     before = {k: v.clone() for k, v in dm.state_dict().items()}
     files = {}
-    for swap in (0, len(dm.blocks)):
-        _, name, _, plan = train(parts, model=fp8, lora_name=f"test_fp8_swap{swap}", steps=2, block_swap=swap,
-                                 gradient_checkpointing=True, precision="bf16")
-        assert f"block_swap {swap}" in plan and "base fp8_e4m3fn" in plan
-        files[swap] = read_safetensors(folder_paths.get_full_path("loras", name))[0]
-    a, b = files.values()
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    for swap, granularity in ((0, "block"), (len(dm.blocks), "block"), (len(dm.blocks), "sublayer")):
+        _, name, _, plan = train(parts, model=fp8, lora_name=f"test_fp8_swap{swap}{granularity}", steps=2,
+                                 block_swap=swap, gradient_checkpointing=True, precision="bf16",
+                                 checkpoint_granularity=granularity)
+        assert f"block_swap {swap}" in plan and "base fp8_e4m3fn" in plan and f"granularity {granularity}" in plan
+        files[swap, granularity] = read_safetensors(folder_paths.get_full_path("loras", name))[0]
+    a, b, c = files.values()
+    assert a.keys() == b.keys() == c.keys() and all(torch.equal(a[k], b[k]) and torch.equal(a[k], c[k]) for k in a)
     assert any(float(v.abs().max()) > 0 for k, v in a.items() if "lora_up" in k)
     assert all(torch.equal(before[k], v) for k, v in dm.state_dict().items())
 

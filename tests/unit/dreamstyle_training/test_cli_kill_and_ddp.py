@@ -111,7 +111,8 @@ def test_base_sharded_over_two_gloo_processes_gives_the_one_process_loss_curve(s
 
 
 def test_plan_prints_the_memory_plan_and_block_swap_trains(tmp_path, synthetic_dataset):
-    """`--plan` prints the plan (no training); the same config with block_swap trains to the unswapped LoRA."""
+    """`--plan` prints the plan (no training) with what sublayer checkpointing would need; the same config with
+    block_swap, and with sublayer checkpointing, trains to the unswapped LoRA."""
     cfg = config(tmp_path, "plan", synthetic_dataset, steps=2, gradient_checkpointing=True, block_swap=1)
     out = subprocess.run([sys.executable, CLI, "--config", cfg, "--plan", "--frames", "81"], env=ENV,
                          capture_output=True, text=True, timeout=300)
@@ -119,9 +120,12 @@ def test_plan_prints_the_memory_plan_and_block_swap_trains(tmp_path, synthetic_d
     plan = json.loads(out.stdout.strip().splitlines()[-1])
     assert plan["settings"]["block_swap"] == 1 and plan["settings"]["frames"] == 81 and plan["peak_gb"] > 0
     assert "LoRA + grads + AdamW" in out.stdout and not os.path.exists(tmp_path / "plan")  # nothing trained
+    assert "with checkpoint_granularity sublayer" in out.stdout and 0 < plan["sublayer_peak_gb"] < plan["peak_gb"]
     swapped, _ = run([CLI, "--config", cfg])
     plain, _ = run([CLI, "--config", config(tmp_path, "noswap", synthetic_dataset, steps=2,
                                             gradient_checkpointing=True)])
-    assert swapped["losses"] == plain["losses"]
-    a, b = read_safetensors(swapped["output"])[0], read_safetensors(plain["output"])[0]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    sublayer, _ = run([CLI, "--config", config(tmp_path, "sublayer", synthetic_dataset, steps=2, block_swap=1,
+                                               gradient_checkpointing=True, checkpoint_granularity="sublayer")])
+    assert swapped["losses"] == plain["losses"] == sublayer["losses"]
+    a, b, c = (read_safetensors(r["output"])[0] for r in (swapped, plain, sublayer))
+    assert all(torch.equal(a[k], b[k]) and torch.equal(a[k], c[k]) for k in a)
