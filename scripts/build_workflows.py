@@ -16,6 +16,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 WAN_I2V = "wan2.1_i2v_480p_14B_fp16.safetensors"
+# stored as fp8 at load (16.4 GB of weights instead of 32.8), so a 24 GB card can hold the whole model; default
+# keeps fp16, which such a card only runs partially loaded (docs/dreamstyle.md, "Which model files work")
+WAN_I2V_DTYPE = "fp8_e4m3fn"
 WAN_VAE = "wan_2.1_vae.safetensors"
 UMT5 = "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
 CLIP_VISION = "clip_vision_h.safetensors"
@@ -30,7 +33,7 @@ CONTENT = "a street scene with people walking"
 def dreamstyle_graph(text, style_image=False, first_frame=False, long_video=False, prefix="dreamstyle/out"):
     """DreamStyle inference: video (+ text, style image, stylized first frame in any subset) -> video."""
     g = {
-        "1": {"class_type": "UNETLoader", "inputs": {"unet_name": WAN_I2V, "weight_dtype": "default"}},
+        "1": {"class_type": "UNETLoader", "inputs": {"unet_name": WAN_I2V, "weight_dtype": WAN_I2V_DTYPE}},
         "2": {"class_type": "DreamStyleTokenLoRALoader", "inputs": {"model": ["1", 0], "lora_name": TOKEN_LORA,
                                                                     "strength": 1.0}},
         "3": {"class_type": "ModelSamplingSD3", "inputs": {"model": ["2", 0], "shift": 5.0}},

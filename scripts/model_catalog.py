@@ -14,8 +14,9 @@ MODELS = {
     "wan2.1_i2v_480p_14B_fp16.safetensors": dict(
         directory="diffusion_models", url=f"{HF_WAN}/diffusion_models/wan2.1_i2v_480p_14B_fp16.safetensors",
         what="Wan2.1 image-to-video 14B (480p), the DreamStyle base",
-        vram="32.8 GB file (fp16): smaller cards rely on ComfyUI's offloading; the fp8 file "
-             "wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors on the same page is half the size"),
+        vram="32.8 GB file (fp16); the workflows load it with weight_dtype fp8_e4m3fn: 16.4 GB of weights, so a "
+             "24 GB card can hold the whole model (not measured here: no GPU); weight_dtype default keeps fp16, "
+             "which such a card only runs partially loaded; the fp8 file wan2.1_i2v_480p_14B_fp8_e4m3fn.safetensors on the same page is half the download"),
     "wan2.1_fun_control_1.3B_bf16.safetensors": dict(
         directory="diffusion_models", url=f"{HF_WAN}/diffusion_models/wan2.1_fun_control_1.3B_bf16.safetensors",
         what="Wan2.1 Fun-Control 1.3B: makes the stylized twin of a raw clip (paired data)",
