@@ -33,7 +33,9 @@ DIM, FFN, LAYERS, RANK = 512, 2048, 2, 64
 LATENT_H, LATENT_W, VIDEO_FRAMES = 16, 26, 5
 
 
-def setup(token_specific=True, checkpointing=False, layers=LAYERS):
+def setup(token_specific=True, checkpointing=False, layers=LAYERS, granularity=None):
+    """One training step's function; with GRANULARITY (block | sublayer) the base runs through the trainer's
+    StreamedBase with gradient checkpointing at that granularity."""
     torch.set_num_threads(1)  # one thread: on a shared 2-core machine, thread oversubscription swamps the ratio
     from scripts.comfy_root import import_comfy_in_process
     import_comfy_in_process()
@@ -43,6 +45,7 @@ def setup(token_specific=True, checkpointing=False, layers=LAYERS):
     from dreamstyle.layout import VIDEO
     from dreamstyle.token_lora import TokenLoRAHooks, tokens_per_frame
     from dreamstyle.training import frozen, gradient_checkpointing, new_loras
+    from dreamstyle.training_block_swap import StreamedBase
     torch.manual_seed(0)
     model = wan_model.WanModel(model_type="i2v", in_dim=36, out_dim=16, dim=DIM, ffn_dim=FFN, num_heads=DIM // 128,
                                num_layers=layers, text_dim=4096, freq_dim=256, operations=torch.nn)
@@ -63,7 +66,9 @@ def setup(token_specific=True, checkpointing=False, layers=LAYERS):
     t = torch.tensor([600.0])
     types = layout.frame_types() if token_specific else torch.full((layout.total,), VIDEO)
     n = tokens_per_frame(LATENT_H, LATENT_W)
-    stack = [frozen(model), gradient_checkpointing(model, checkpointing)]
+    runner = (gradient_checkpointing(model, checkpointing) if granularity is None else
+              StreamedBase(model, "cpu", torch.float32, checkpoint=True, granularity=granularity).active())
+    stack = [frozen(model), runner]
     for s in stack:
         s.__enter__()
 
@@ -77,8 +82,10 @@ def setup(token_specific=True, checkpointing=False, layers=LAYERS):
     return step
 
 
-def time_steps(rounds=7):
-    steps = {"token": setup(True), "plain": setup(False)}
+def time_steps(rounds=7, **variants):
+    """Median seconds of a step of each variant ({name: setup kwargs}; default token vs plain LoRA), the
+    variants interleaved round by round."""
+    steps = {name: setup(**kw) for name, kw in (variants or {"token": {}, "plain": {"token_specific": False}}).items()}
     for fn in steps.values():
         fn()
     samples = {k: [] for k in steps}
@@ -258,6 +265,7 @@ def memory_metrics():
 
 def run():
     t = time_steps()
+    g = time_steps(block={"granularity": "block"}, sublayer={"granularity": "sublayer"})
     shape = (f"WanModel dim {DIM}, FFN {FFN}, {LAYERS} blocks, rank {RANK}, 1+{VIDEO_FRAMES}+1 latent frames of "
              f"{LATENT_H}x{LATENT_W}")
     token_mb, plain_mb = peak_rss_growth(True, False), peak_rss_growth(False, False)
@@ -276,6 +284,11 @@ def run():
             ckpt_mb / max(deep_mb, 1e-6), "< 1.0", "ratio",
             f"token-LoRA step of the same model with 8 blocks, gradient checkpointing ({ckpt_mb:.0f} MB) vs "
             f"without ({deep_mb:.0f} MB)"),
+        "dreamstyle_train_sublayer_checkpointing_step_time_vs_block": metric(
+            g["sublayer"] / g["block"], "report", "ratio",
+            f"token-LoRA step, {shape}, gradient checkpointing through the trainer's StreamedBase: sublayer "
+            f"({g['sublayer'] * 1e3:.0f} ms: the attention layers recomputed once more) vs block "
+            f"({g['block'] * 1e3:.0f} ms), median of 7 interleaved rounds"),
         **memory_metrics(),
     }
 
