@@ -7,7 +7,10 @@
 BASE: a StyleMotif model file (e.g. `python -m stylemotif.import_mld mld.ckpt BASE.safetensors`).
 --clip: the CLIP-L text encoder of the base's text space, loaded with ComfyUI's own loader (captions and
 style descriptions are encoded with it); --hash-text: the built-in hash text space (the procedural toy).
---dataset: a folder in 100STYLE layout (stylemotif/datasets.py) or "procedural". Resume states are
+--dataset: a folder in 100STYLE layout (stylemotif/datasets.py) or "procedural". --image-embeds: a
+safetensors file with one tensor [n, embed_dim] per style label (named as the dataset's styles), e.g.
+CLIP Vision Encode's image_embeds of style images (ViT-L/14 for a CLIP-L base): the alignment head then
+learns from images as well as descriptions (training.train_alignment). Resume states are
 written to OUT's folder as OUT.partial/*.resume; rerun the same command after a crash to continue
 (bit-identical to an uninterrupted run; another job's states are refused, naming the setting).
 """
@@ -31,6 +34,8 @@ def clip_embed(path):
 
 
 def main(argv=None):
+    from safetensors.torch import load_file
+
     from stylemotif.model import StyleMotif
     from stylemotif.pipeline import DEFAULT_STEPS, MLD_LR, finetune_style, style_set
     from stylemotif.text_embedding import HashTextEncoder
@@ -46,6 +51,7 @@ def main(argv=None):
         ap.add_argument(f"--{stage.replace('_', '-')}-steps", type=int, default=DEFAULT_STEPS[stage])
     ap.add_argument("--frames", type=int, default=60, help="training window length (20 fps)")
     ap.add_argument("--clips", type=int, default=500, help="procedural set size")
+    ap.add_argument("--image-embeds", help="safetensors: style label -> [n, embed_dim] image embeddings for the alignment head")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--overwrite", action="store_true")
     a = ap.parse_args(argv)
@@ -61,7 +67,8 @@ def main(argv=None):
     def progress(stage, done, total):
         if done == total or done % 50 == 0:
             print(f"[train_stylemotif] {stage} {done}/{total}", flush=True)
-    model = finetune_style(base, data, texts, embed, steps, MLD_LR, a.seed, partial, progress)
+    images = load_file(a.image_embeds) if a.image_embeds else None
+    model = finetune_style(base, data, texts, embed, steps, MLD_LR, a.seed, partial, progress, image_embeds=images)
     model.save(a.out, {"source": f"style fine-tune of {os.path.basename(a.base)} on {os.path.basename(a.dataset.rstrip('/'))}"})
     shutil.rmtree(partial, ignore_errors=True)
     print(f"[train_stylemotif] wrote {a.out} (styles: {', '.join(model.bank_labels)})")

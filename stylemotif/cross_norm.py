@@ -14,9 +14,8 @@ def cross_norm(content, style, gamma=0.6, eta=1e-5):
         style = style.unsqueeze(-2)
     if style.shape[-1] != content.shape[-1]:
         raise ValueError(f"style feature width {style.shape[-1]} does not match content feature width {content.shape[-1]}")
-    mu = content.mean(-1, keepdim=True)
-    var = content.var(-1, unbiased=False, keepdim=True)
-    return content + gamma * (style - mu) / torch.sqrt(var + eta)
+    var, mu = torch.var_mean(content, -1, correction=0, keepdim=True)  # one pass over F_c for both statistics
+    return torch.addcmul(content, style - mu, (var + eta).rsqrt(), value=gamma)
 
 
 class StyleFusion(nn.Module):

@@ -50,9 +50,10 @@ def train_base(model, content_data, embed, steps, lr=None, seed=0, ckpt_dir=None
 
 
 def finetune_style(model, style_data, texts_by_style, embed, steps, lr=None, seed=0, ckpt_dir=None, progress=None,
-                   style_embed=None):
+                   style_embed=None, image_embeds=None):
     """StyleMotif's style branch on a (trained or imported) MLD; only the style encoder and the
-    alignment head learn. style_embed: the frozen space of the alignment head (default: embed)."""
+    alignment head learn. style_embed: the frozen space of the alignment head (default: embed);
+    image_embeds: {style label: [n, embed_dim]} style-image embeddings the head also learns from."""
     lr = {**MLD_LR, **(lr or {})}
     ck, prog = _stage_tools(ckpt_dir, progress)
     if steps.get("style_pretrain", 0) > 0:
@@ -63,7 +64,7 @@ def finetune_style(model, style_data, texts_by_style, embed, steps, lr=None, see
     train_stylization(model, style_data, steps["stylization"], embed, lr=lr["stylization"], seed=seed + 3,
                       ckpt_path=ck("stylization"), progress=prog("stylization"))
     train_alignment(model, style_data, texts_by_style, style_embed or embed, steps["alignment"], lr=lr["alignment"],
-                    seed=seed + 4, ckpt_path=ck("alignment"), progress=prog("alignment"))
+                    seed=seed + 4, ckpt_path=ck("alignment"), progress=prog("alignment"), image_embeds=image_embeds)
     return model.eval()
 
 

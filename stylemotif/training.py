@@ -254,27 +254,54 @@ def style_bank_from(model, data):
     return vectors, labels
 
 
-def train_alignment(model, style_data, texts_by_style, embed, steps, lr=1e-2, tau=0.07, seed=0, ckpt_path=None, progress=None):
+def train_alignment(model, style_data, texts_by_style, embed, steps, lr=1e-2, tau=0.07, seed=0, ckpt_path=None, progress=None,
+                    image_embeds=None):
     """Symmetric contrastive alignment of model.align: embed(list of str) -> [N, embed_dim] is the
-    frozen embedding; each step pairs one description and one clip of every style. Also fills the bank."""
+    frozen embedding; each step pairs one description and one clip of every style. Also fills the bank.
+
+    image_embeds: optional {style label: [n, embed_dim]} frozen image embeddings of the same space (CLIP
+    Vision Encode's image_embeds of style images); each step then adds the image term, the same loss on
+    one image per style against the same clips, and the two terms are averaged, so one head serves
+    text and image queries. texts_by_style may then be empty (an image-only head)."""
     _frozen(model.style_encoder)
     _trainable(model.align)
-    labels = sorted(texts_by_style)
+    device = model.mean.device
+    anchors = [{lab: torch.as_tensor(embed(list(texts)), dtype=torch.float32).to(device) for lab, texts in texts_by_style.items()}]
+    if image_embeds:
+        anchors.append({lab: _embeddings(e, model.config.embed_dim, f"image_embeds[{lab!r}]").to(device)
+                        for lab, e in image_embeds.items()})
+    anchors = [a for a in anchors if a]
+    labels = sorted({lab for a in anchors for lab in a})
+    if not labels:
+        raise ValueError("alignment: no style descriptions or image embeddings given")
     feats = model.encode_style(style_data.features)
     clips = {lab: [i for i, s in enumerate(style_data.style) if s == lab] for lab in labels}
     missing = [lab for lab in labels if not clips[lab]]
     if missing:
         raise ValueError(f"alignment: no style motion for the described styles {missing}")
-    text_emb = {lab: torch.as_tensor(embed(list(texts_by_style[lab])), dtype=torch.float32).to(model.mean.device) for lab in labels}
 
     def loss_fn(gen):
-        t = torch.stack([text_emb[lab][torch.randint(0, len(text_emb[lab]), (1,), generator=gen)][0] for lab in labels])
+        picks = [[(labels.index(lab), a[lab][torch.randint(0, len(a[lab]), (1,), generator=gen)][0]) for lab in labels if lab in a]
+                 for a in anchors]
         s = torch.stack([feats[clips[lab][int(torch.randint(0, len(clips[lab]), (1,), generator=gen))]] for lab in labels])
-        return symmetric_contrastive_loss(model.align(t), s, tau)
-    losses = run_loop({"align": model.align}, loss_fn, steps, lr, seed, ckpt_path, progress=progress,
-                      job=job_of(model, style_data, "alignment"))
+        terms = [symmetric_contrastive_loss(model.align(torch.stack([e for _, e in p])), s[[i for i, _ in p]], tau) for p in picks]
+        return sum(terms) / len(terms)
+    job = job_of(model, style_data, "alignment")
+    if image_embeds:
+        job["image_embeds"] = hashlib.sha256(b"".join(anchors[-1][lab].cpu().contiguous().numpy().tobytes() + lab.encode()
+                                                      for lab in sorted(anchors[-1]))).hexdigest()[:16]
+    losses = run_loop({"align": model.align}, loss_fn, steps, lr, seed, ckpt_path, progress=progress, job=job)
     model.set_bank(*style_bank_from(model, style_data))
     return losses
+
+
+def _embeddings(e, width, name):
+    """A finite [n >= 1, width] float tensor, or ValueError naming `name`."""
+    e = torch.as_tensor(e, dtype=torch.float32)
+    e = e[None] if e.ndim == 1 else e
+    if e.ndim != 2 or not len(e) or e.shape[1] != width or not torch.isfinite(e).all():
+        raise ValueError(f"{name}: expected finite embeddings [n, {width}] (the alignment head's space), got shape {tuple(e.shape)}")
+    return e
 
 
 def train_classifier(classifier, normalizer, data, content_names, style_names, steps, batch=64, lr=2e-3, seed=0,

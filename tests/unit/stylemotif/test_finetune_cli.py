@@ -28,3 +28,23 @@ def test_cli_fine_tunes_the_style_branch_only_and_refuses_overwrite(tmp_path, ca
     assert main(args) == 2 and "exists" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(args[:2] + ["--dataset", "procedural"])  # a text space is required
+
+
+def test_cli_image_embeddings_train_the_alignment_head_too(tmp_path):
+    from safetensors.torch import save_file
+    torch.manual_seed(0)
+    StyleMotif(SMALL).save(str(tmp_path / "base.safetensors"))
+    def run(out, *extra):
+        return main([str(tmp_path / "base.safetensors"), str(tmp_path / out), "--hash-text", "--dataset", "procedural",
+                     "--clips", "20", "--frames", "20", "--stylization-steps", "2", "--alignment-steps", "3", *extra])
+    g = torch.Generator().manual_seed(1)
+    save_file({s: torch.randn(4, SMALL.embed_dim, generator=g) for s in ("old", "happy")}, str(tmp_path / "img.safetensors"))
+    assert run("text.safetensors") == 0
+    assert run("both.safetensors", "--image-embeds", str(tmp_path / "img.safetensors")) == 0
+    text, both = (StyleMotif.load(str(tmp_path / f"{n}.safetensors")) for n in ("text", "both"))
+    for k, v in text.style_encoder.state_dict().items():
+        assert torch.equal(v, both.style_encoder.state_dict()[k]), k  # images reach the alignment head only
+    assert not torch.equal(text.align.proj.weight, both.align.proj.weight)  # the image term moved the head
+    save_file({"old": torch.randn(4, 7)}, str(tmp_path / "bad.safetensors"))
+    with pytest.raises(ValueError, match=r"image_embeds\['old'\]"):
+        run("bad_out.safetensors", "--image-embeds", str(tmp_path / "bad.safetensors"))

@@ -99,3 +99,27 @@ def test_alignment_learns_to_retrieve_the_described_style(data):
     assert hits >= 3  # of 5; chance is 1
     with pytest.raises(ValueError, match="expected width 16"):
         m.style_from_embedding(torch.randn(7))
+
+
+def test_alignment_also_learns_from_image_embeddings(data, tmp_path):
+    """Image anchors (here synthetic: one random direction per style plus noise, in the head's space)
+    join the text anchors: held-out image queries then retrieve their style and text still works."""
+    m = fresh(data)
+    train_vae(m, data, 40, batch=16, lr=2e-3)
+    m.style_encoder.init_from_vae(m.vae)
+    g = torch.Generator().manual_seed(3)
+    centres = {s: torch.randn(16, generator=g) for s in STYLE_TEXTS}
+
+    def images(n):
+        return {s: c + 0.3 * torch.randn(n, 16, generator=g) for s, c in centres.items()}
+    ck = str(tmp_path / "alignment.resume")
+    train_alignment(m, data, STYLE_TEXTS, EMBED, 150, lr=1e-2, image_embeds=images(8), ckpt_path=ck)
+    held_out = images(4)
+    hits = sum(max(w, key=w.get) == s for s, e in held_out.items() for w in (m.style_from_embedding(x)[1] for x in e))
+    assert hits >= 12  # of 20; chance is 4
+    hits = sum(max(w, key=w.get) == s for s, texts in STYLE_TEXTS.items() for t in texts for w in [m.style_from_embedding(EMBED(t)[0])[1]])
+    assert hits >= 6  # of 15; chance is 3 (the text-only head of the test above gets 10: both share 16 input dims here)
+    with pytest.raises(ResumeMismatch, match="image_embeds"):
+        train_alignment(m, data, STYLE_TEXTS, EMBED, 150, lr=1e-2, image_embeds=held_out, ckpt_path=ck)
+    with pytest.raises(ValueError, match=r"image_embeds\['old'\].*\[n, 16\]"):
+        train_alignment(m, data, {}, EMBED, 5, image_embeds={"old": torch.randn(3, 7)})
