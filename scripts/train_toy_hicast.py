@@ -1,6 +1,6 @@
 """Train a toy HiCAST with the pack's own trainer cores and measure what it learned.
 
-    python scripts/train_toy_hicast.py [--out assets/hicast_toy] [--quick]
+    python scripts/train_toy_hicast.py [--out assets/hicast_toy] [--quick] [--threads N]
 
 Real architecture at toy size: ComfyUI's UNetModel (SD1.5 topology: ResBlocks, cross-attention
 SpatialTransformer, skip decoder) with model_channels 32, channel_mult (1, 2), context width 32, working in
@@ -266,8 +266,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(ROOT, "assets", "hicast_toy"))
     ap.add_argument("--quick", action="store_true", help="a few steps of everything (smoke run, meaningless numbers)")
+    ap.add_argument("--threads", type=int, default=max(1, min(2, os.cpu_count() or 1)),
+                    help="torch threads (1 is several times faster on a machine other jobs keep busy)")
     args = ap.parse_args()
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    torch.set_num_threads(args.threads)
     from scripts.comfy_root import import_comfy_in_process
     import_comfy_in_process()
     from hicast.adapter_training import PairSampler, train_adapters
