@@ -1,8 +1,23 @@
 """Side-by-side timing for benchmarks: candidates run interleaved, best-of-rounds median per candidate."""
+import functools
 import statistics
 import time
 
 import torch
+
+
+def single_threaded(fn):
+    """Run FN with one torch thread (restored after): on a shared 2-core machine, thread oversubscription
+    swamps a side-by-side ratio."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+    return run
 
 
 def samples_side_by_side(candidates, rounds=5, warmup=1):

@@ -25,6 +25,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench._timing import single_threaded  # noqa: E402
 from scripts.fixtures.init import init_small  # noqa: E402
 from stylemotif.classifier import MotionClassifier  # noqa: E402
 from stylemotif.datasets import procedural_set  # noqa: E402
@@ -66,16 +67,8 @@ def contact_sheets(features, grid=3, size=48):
     return torch.from_numpy(np.stack(sheets))
 
 
+@single_threaded
 def run():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _run()
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _run():
     load_before = os.getloadavg()
     model, data, embed = train_procedural(n_clips=500, seed=0)
     test = procedural_set(100, frames=model.config.frames, seed=1)

@@ -28,6 +28,7 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench._timing import single_threaded  # noqa: E402
 from stylemotif.model import StyleMotif, StyleMotifConfig  # noqa: E402
 from stylemotif.sampling import ddim_sample  # noqa: E402
 
@@ -69,16 +70,8 @@ def _time(fn):
     return time.perf_counter() - t0, time.thread_time() - c0
 
 
+@single_threaded
 def run():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _run()
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _run():
     load_before = os.getloadavg()
     torch.manual_seed(0)
     model = StyleMotif(CONFIG).eval()
