@@ -57,7 +57,7 @@ def dreamstyle_graph(text, style_image=False, first_frame=False, long_video=Fals
     sampling = {"seed": 42, "steps": 30, "cfg": 5.0, "sampler_name": "uni_pc", "scheduler": "simple"}
     if long_video:
         g["14"] = {"class_type": "DreamStyleLongVideo", "inputs": {"model": ["3", 0], "chunk_frames": 81,
-                                                                   "overlap": 4, **sampling, **cond}}
+                                                                   "overlap": 4, "colour_match": False, **sampling, **cond}}
         images = ["14", 0]
     else:
         g["14"] = {"class_type": "DreamStyleConditioning", "inputs": cond}
@@ -94,7 +94,7 @@ def dreamstyle_train_graph(prefix="dreamstyle/trained"):
     common = {"model": ["1", 0], "vae": ["7", 0], "clip": ["4", 0], "rank": 64, "lr": 4e-5, "batch": 1,
               "accumulation": 16, "ratio": "1:2:1", "seed": 0, "save_every": 250, "resume": True,
               "precision": "bf16", "gradient_checkpointing": True, "token_specific": True, "block_swap": 0,
-              "offload_activations": False, "optimizer_offload": False, "overwrite": False, "clip_vision": ["11", 0]}  # the inference graph's CLIP vision (ViT-H, crop center)
+              "offload_activations": False, "optimizer_offload": False, "checkpoint_granularity": "block", "overwrite": False, "clip_vision": ["11", 0]}  # the inference graph's CLIP vision (ViT-H, crop center)
     g["19"] = {"class_type": "DreamStyleTrainTokenLoRA",
                "inputs": {**common, "dataset_dir": "dreamstyle_pairs_ct", "stage": "CT", "steps": 6000,
                           "lora_name": "dreamstyle_ct", "init_lora": ""}}

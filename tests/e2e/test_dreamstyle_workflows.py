@@ -64,3 +64,20 @@ def test_ui_workflows_are_the_ui_form_of_their_api_twins(server):
             src_node = next(n for n in ui["nodes"] if n["id"] == src)
             dst_node = next(n for n in ui["nodes"] if n["id"] == dst)
             assert src_node["outputs"][slot]["type"] == kind == dst_node["inputs"][dst_slot]["type"]
+
+
+def test_api_workflows_set_every_input_the_frontend_writes(server):
+    """The frontend's graphToPrompt writes every widget of a node, optional ones included, so an API twin that
+    leaves one out differs from what a user saving the UI file gets (scripts/check_ui_workflows.py found that
+    for DreamStyleLongVideo.colour_match and DreamStyleTrainTokenLoRA.checkpoint_granularity)."""
+    object_info = server.get_json("/object_info")
+    missing = []
+    for path in ALL_API:
+        for nid, node in json.load(open(path)).items():
+            spec = object_info[node["class_type"]]["input"]
+            for section in ("required", "optional"):
+                for key, (kind, *rest) in spec.get(section, {}).items():
+                    widget = isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
+                    if widget and key not in node["inputs"]:
+                        missing.append(f"{os.path.basename(path)} node {nid} ({node['class_type']}).{key}")
+    assert not missing, missing
