@@ -10,6 +10,15 @@ frame of the noisy channels is noised with the same σ (add_noise(z^sty, t), add
 add_noise(z^s, t)), the condition channels stay clean (z^raw, z^1st, z^s), and the regression
 ||v_θ - (ε - z^sty)||² is taken on the video frames only (the layout's video_slice): the first-frame
 and style-image frames are held by the sampler at inference, so there is nothing to learn there.
+
+Input perturbation (optional, against exposure bias; after Ning et al. 2023, "Input Perturbation Reduces
+Exposure Bias in Diffusion Models", here in the x_0-correcting form): with an error e = γ ξ, ξ ~ N(0, I),
+
+  x_t = (1 - σ) x_0 + σ ε + σ (1 - σ) e      v = (x_t - x_0) / σ = ε - x_0 + (1 - σ) e
+
+the input leaves the straight path by an error that vanishes at both ends, and the target still points
+from x_t to the clean x_0 (CONST: x_t - σ v = x_0), so a sampler step removes an error its earlier steps
+left in x_t (a layout that drifted from z^raw) instead of refining it. γ = 0 is the plain objective.
 """
 import torch
 
@@ -48,10 +57,15 @@ def add_noise(x0, noise, sigma):
     return (1 - s) * x0 + s * noise
 
 
-def training_pair(latents: ConditionLatents, z_sty, noise, sigma):
-    """(36-channel model input, velocity target ε - x_0) for one batch."""
+def training_pair(latents: ConditionLatents, z_sty, noise, sigma, error=None):
+    """(36-channel model input, velocity target ε - x_0) for one batch; with ERROR e (the shape of NOISE) the
+    input-perturbed pair of the module doc: x_t + σ (1 - σ) e and target ε - x_0 + (1 - σ) e."""
     x0 = clean_latents(latents, z_sty)
-    return model_input(add_noise(x0, noise, sigma), latents), noise - x0
+    xt, target = add_noise(x0, noise, sigma), noise - x0
+    if error is not None:
+        s = sigma.to(x0).view(-1, *([1] * (x0.ndim - 1)))
+        xt, target = xt + s * (1 - s) * error, target + (1 - s) * error
+    return model_input(xt, latents), target
 
 
 def flow_matching_loss(prediction, target, layout):

@@ -59,7 +59,7 @@ SHARD_BASE = ("none", "fsdp", "fsdp_offload")
 # config fields that change what a run computes: a resumed run must match them (not shard_base: the
 # sharded base computes what the whole one does, so a run may resume with or without sharding)
 TRAJECTORY_FIELDS = ("stage", "rank", "alpha", "lr", "weight_decay", "batch", "accumulation", "ratio", "seed", "shift",
-                     "precision", "token_specific", "max_grad_norm", "split")
+                     "precision", "token_specific", "max_grad_norm", "split", "input_perturbation")
 
 
 @dataclass
@@ -80,6 +80,7 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     token_specific: bool = True      # False: a plain LoRA (one up matrix for all tokens)
     max_grad_norm: float = 1.0       # 0: no clipping
+    input_perturbation: float = 0.0  # γ of the x_0-correcting input perturbation (flow_matching.py); 0: off
     split: str = "train"
     keep_checkpoints: int = 2
     shard_base: str = "none"         # none | fsdp | fsdp_offload (with several processes; see sharded_base)
@@ -109,6 +110,8 @@ class TrainConfig:
         if self.checkpoint_granularity != "block" and self.shard_base != "none":
             raise ValueError("checkpoint_granularity: sublayer not with shard_base (the sharded base checkpoints whole "
                              "blocks)")
+        if self.input_perturbation < 0:
+            raise ValueError(f"input_perturbation: expected γ >= 0, got {self.input_perturbation}")
         if self.block_swap < 0:
             raise ValueError(f"block_swap: expected 0 or a positive number of blocks, got {self.block_swap}")
         if self.block_swap and not self.gradient_checkpointing:
@@ -494,8 +497,10 @@ class DreamStyleTrainer:
                                     torch.cat(z_style) if z_style else None)
         shape = latents.reference.shape[1:]
         noise = torch.stack([torch.randn(shape, generator=gen) for gen in noises])
+        error = c.input_perturbation * torch.stack([torch.randn(shape, generator=gen) for gen in noises]) \
+            if c.input_perturbation else None
         sigma = torch.stack(sigmas)
-        x, target = training_pair(latents, z_sty, noise, sigma)
+        x, target = training_pair(latents, z_sty, noise, sigma, error)
         clip_fea = None
         if clips and all(f is not None for f in clips):
             clip_fea = torch.stack(clips)

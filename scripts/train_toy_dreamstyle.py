@@ -209,10 +209,11 @@ def progress_log(label, every):
         f"{label} step {step}/{steps}: loss {loss:.4f}")
 
 
-def train_lora(model, enc, ct, sft, run_dir, steps_ct, steps_sft, rank, token_specific, cache):
+def train_lora(model, enc, ct, sft, run_dir, steps_ct, steps_sft, rank, token_specific, cache, perturbation, shift):
     from dreamstyle.training import DreamStyleTrainer, TrainConfig
     kind = "token" if token_specific else "plain"
-    common = dict(rank=rank, batch=4, seed=0, token_specific=token_specific, ratio="1:2:1")
+    common = dict(rank=rank, batch=4, seed=0, token_specific=token_specific, ratio="1:2:1",
+                  input_perturbation=perturbation, shift=shift)
     ct_out = os.path.join(run_dir, f"ct_{kind}.safetensors")
     t = DreamStyleTrainer(model, enc, ct, TrainConfig(stage="CT", steps=steps_ct, lr=2e-3, **common),
                           os.path.join(run_dir, f"ct_{kind}"), cache_dir=cache, resume=False,
@@ -330,10 +331,48 @@ def one_step_predictions(model, enc, vae, dataset, loras, cache, sigmas=(0.2, 0.
             for s, v in rows.items()}
 
 
+@torch.no_grad()
+def seed_agreement(model, enc, vae, dataset, loras, cache, steps, seeds=(0, 100)):
+    """Held-out pairs sampled twice with the token LoRA (style-image condition), from two noise seeds: structure of
+    each output vs the raw clip, and of the two outputs vs each other. Two samples that agree with each other far
+    better than with the raw clip lose structure by a systematic bias; two that agree no better lose it to what
+    the sampler draws where the model is unsure of the layout (variance)."""
+    from dreamstyle.condition_latents import condition_latents, plan_layout
+    from dreamstyle.dataset_reader import iter_pairs
+    from dreamstyle.feature_cache import FeatureCache
+    from dreamstyle.flow_sampler import sample
+    from dreamstyle.pair_scores import content_score
+    from dreamstyle.token_lora import TokenLoRAHooks, tokens_per_frame
+    from dreamstyle.training_data import EncodedPairs
+    pairs = list(iter_pairs(dataset, "heldout"))
+    data = EncodedPairs(pairs, enc, FeatureCache(cache, enc.fingerprint))
+    hooks = TokenLoRAHooks(loras)
+    hooks.attach(model)
+    rows = []
+    try:
+        for i, pair in enumerate(pairs):
+            layout = plan_layout(FRAMES, SIZE, SIZE, style_image=True)
+            lat = condition_latents(layout, enc.latent_in(data.video(i, "raw")[None]), None,
+                                    enc.latent_in(data.style_image(i, 0)[None]))
+            outs = []
+            for seed in seeds:
+                z = sample(model, lat, data.text(pair.caption_ns)[None], data.clip_features(i, 0)[None], steps=steps,
+                           generator=torch.Generator().manual_seed(seed + i), hooks=hooks,
+                           frame_types=layout.frame_types(), tokens_per_frame=tokens_per_frame(SIZE // 8, SIZE // 8))
+                outs.append((vae.decode(enc_out(z[:, :, layout.video_slice]))[0][:FRAMES].clamp(0, 1) * 255)
+                            .round().byte().numpy())
+            raw = pair.load_raw()
+            rows.append((np.mean([content_score(raw, o) for o in outs]), content_score(outs[0], outs[1])))
+    finally:
+        hooks.detach()
+    return {"content_vs_raw": float(np.mean([r[0] for r in rows])),
+            "content_seed_vs_seed": float(np.mean([r[1] for r in rows]))}
+
+
 def diagnose(out, work):
     """Where the toy loses structure, from the committed weights: the VAE's ceiling (round trips of raw and
-    stylized clips), the token LoRA's sampled output at several sampler step counts and on train vs held-out
-    pairs, and its teacher-forced one-step predictions."""
+    stylized clips), the token LoRA's sampled output at several sampler step counts, from two seeds, and on train
+    vs held-out pairs, and its teacher-forced one-step predictions."""
     import comfy.utils
     from dreamstyle.dataset_reader import iter_pairs
     from dreamstyle.pair_scores import content_score
@@ -362,6 +401,9 @@ def diagnose(out, work):
         r = evaluate(model, enc, vae, ct, token, True, cache, steps=steps)
         result[f"sampled_{steps}_steps"] = {"content": r["content_out"], "style_drop": r["style_distance_reduction"]}
         log(f"{steps} sampler steps: {result[f'sampled_{steps}_steps']}")
+    for steps in (1, 12):
+        result[f"seed_agreement_{steps}_steps"] = seed_agreement(model, enc, vae, ct, token, cache, steps)
+        log(f"seed agreement, {steps} steps: {result[f'seed_agreement_{steps}_steps']}")
     r = evaluate(model, enc, vae, ct, token, True, cache, split="train")
     result["sampled_12_steps_train_pairs"] = {"content": r["content_out"], "style_drop": r["style_distance_reduction"]}
     with open(os.path.join(out, "structure_diagnosis.json"), "w") as f:
@@ -382,6 +424,9 @@ def main(argv=None):
     ap.add_argument("--rank", type=int, default=16, help="LoRA rank (token and plain)")
     ap.add_argument("--steps-ct", type=int, default=600)
     ap.add_argument("--steps-sft", type=int, default=200)
+    ap.add_argument("--input-perturbation", type=float, default=0.0,
+                    help="γ of the trainer's x_0-correcting input perturbation (token and plain LoRA)")
+    ap.add_argument("--shift", type=float, default=5.0, help="timestep shift of the LoRA training (token and plain)")
     ap.add_argument("--vae", help="use these toy WanVAE weights (a toy_wan21_vae.safetensors) instead of training one")
     ap.add_argument("--diagnose", action="store_true",
                     help="no training: measure where the weights in --out lose structure (structure_diagnosis.json)")
@@ -418,15 +463,18 @@ def main(argv=None):
     steps_ct, steps_sft = (60, 20) if q else (a.steps_ct, a.steps_sft)
     results = {"vae": vae_roundtrip(vae, ct), "base": evaluate(model, enc, vae, ct, None, True, cache)}
     lora_dir = os.path.join(a.work, "lora")
-    token, token_path = train_lora(model, enc, ct, sft, lora_dir, steps_ct, steps_sft, a.rank, True, cache)
+    token, token_path = train_lora(model, enc, ct, sft, lora_dir, steps_ct, steps_sft, a.rank, True, cache,
+                                   a.input_perturbation, a.shift)
     results["token_lora"] = evaluate(model, enc, vae, ct, token, True, cache)
     results["token_lora_first_frame"] = evaluate(model, enc, vae, ct, token, True, cache, "first_frame")
-    plain, plain_path = train_lora(model, enc, ct, sft, lora_dir, steps_ct, steps_sft, a.rank, False, cache)
+    plain, plain_path = train_lora(model, enc, ct, sft, lora_dir, steps_ct, steps_sft, a.rank, False, cache,
+                                   a.input_perturbation, a.shift)
     results["plain_lora"] = evaluate(model, enc, vae, ct, plain, False, cache)
     shutil.copy(token_path, os.path.join(a.out, "toy_dreamstyle_token_lora.safetensors"))
     shutil.copy(plain_path, os.path.join(a.out, "toy_dreamstyle_plain_lora.safetensors"))
     results["setup"] = {"styles": STYLES, "size": SIZE, "frames": FRAMES, "dit": [DIM, FFN, LAYERS],
-                        "vae_dim": VAE_DIM, "steps_ct": steps_ct, "steps_sft": steps_sft, "rank": a.rank, "quick": q}
+                        "vae_dim": VAE_DIM, "steps_ct": steps_ct, "steps_sft": steps_sft, "rank": a.rank,
+                        "input_perturbation": a.input_perturbation, "shift": a.shift, "quick": q}
     with open(os.path.join(a.out, "eval.json"), "w") as f:
         json.dump(results, f, indent=1)
     for k, v in results.items():

@@ -54,6 +54,28 @@ def test_training_pair_follows_the_equations(first, style):
             assert torch.equal(x[:, 20:, f:f + 1], z)
 
 
+def test_input_perturbation_leaves_the_path_and_points_back_to_x0():
+    layout = plan_layout(9, 32, 32, style_image=True)
+    b, v, vid = 2, layout.video, layout.video_slice
+    z_raw, z_sty = torch.randn(b, 16, v, 4, 4), torch.randn(b, 16, v, 4, 4)
+    lat = condition_latents(layout, z_raw, None, torch.randn(b, 16, 1, 4, 4))
+    noise, error = torch.randn(b, 16, layout.total, 4, 4), 0.3 * torch.randn(b, 16, layout.total, 4, 4)
+    sigma = torch.tensor([0.2, 0.7])
+    s = sigma.view(-1, 1, 1, 1, 1)
+    x0, t0 = training_pair(lat, z_sty, noise, sigma)
+    x, target = training_pair(lat, z_sty, noise, sigma, error)
+    # the input is off the straight path by σ(1 - σ)e, the condition channels are untouched
+    assert torch.allclose(x[:, :16] - x0[:, :16], s * (1 - s) * error, atol=1e-6)
+    assert torch.equal(x[:, 16:], x0[:, 16:])
+    assert not torch.allclose(target, t0)
+    # and the target still lands on the clean latent (CONST: x_0 = x_t - σ v)
+    assert torch.allclose(x[:, :16, vid] - s * target[:, :, vid], z_sty, atol=1e-5)
+    # σ = 1 (pure noise) and σ = 0 (clean) inputs are not perturbed
+    for end in (0.0, 1.0):
+        e = torch.full((b,), end)
+        assert torch.allclose(training_pair(lat, z_sty, noise, e, error)[0], training_pair(lat, z_sty, noise, e)[0])
+
+
 def test_loss_is_on_video_frames_only():
     layout = plan_layout(9, 32, 32, first_frame=True, style_image=True)
     pred, target = torch.randn(1, 16, layout.total, 4, 4), torch.randn(1, 16, layout.total, 4, 4)

@@ -172,6 +172,22 @@ def test_bf16_and_plain_lora(synthetic_dataset, tmp_path):
     assert float(ups[1].abs().max()) > 0
 
 
+def test_input_perturbation_moves_the_input_not_the_clean_latent(synthetic_dataset, tmp_path):
+    """γ > 0 changes the model input and the target of the same sample, σ and ε, and x_t - σ v is still z^sty."""
+    batches = []
+    for gamma in (0.0, 0.5):
+        t = DreamStyleTrainer(ToyWan(), toy_encoders(), synthetic_dataset,
+                              TrainConfig(**FAST, input_perturbation=gamma), tmp_path / str(gamma))
+        batches.append(t.micro_batch(3, 0))
+    (cond, layout, x, target, ts, _, _), (cond_p, _, x_p, target_p, ts_p, _, _) = batches
+    assert cond == cond_p and torch.equal(ts, ts_p)
+    assert not torch.allclose(x[:, :16], x_p[:, :16]) and torch.equal(x[:, 16:], x_p[:, 16:])
+    s, vid = (ts / 1000).view(-1, 1, 1, 1, 1), layout.video_slice
+    assert torch.allclose(x_p[:, :16, vid] - s * target_p[:, :, vid], x[:, :16, vid] - s * target[:, :, vid], atol=1e-5)
+    with pytest.raises(ValueError, match="input_perturbation"):
+        TrainConfig(input_perturbation=-0.1)
+
+
 def test_bad_inputs_name_the_input(synthetic_dataset, tmp_path):
     with pytest.raises(ValueError, match="dataset_dir"):
         train(str(tmp_path / "nowhere"), tmp_path / "run", steps=1)
