@@ -87,14 +87,20 @@ WORKFLOWS = {
 }
 
 
+# 24 GB cards (what the fp8 base targets): 14B, 480x832x81, rank 64 plans 20.6 GB with these
+# (dreamstyle/training_memory_plan.py; block granularity, nothing offloaded, no swap: 49.1 GB)
+TRAIN_MEMORY_24GB = {"block_swap": 20, "offload_activations": True, "optimizer_offload": True,
+                     "checkpoint_granularity": "sublayer"}
+
+
 def dreamstyle_train_graph(prefix="dreamstyle/trained"):
     """DreamStyle training: CT on the large paired set -> SFT on the curated set from the CT LoRA -> stylize a
     video with the SFT model (style image guidance); both loss curves saved."""
     g = dreamstyle_graph("", style_image=True, prefix=prefix)
     common = {"model": ["1", 0], "vae": ["7", 0], "clip": ["4", 0], "rank": 64, "lr": 4e-5, "batch": 1,
               "accumulation": 16, "ratio": "1:2:1", "seed": 0, "save_every": 250, "resume": True,
-              "precision": "bf16", "gradient_checkpointing": True, "token_specific": True, "block_swap": 0,
-              "offload_activations": False, "optimizer_offload": False, "checkpoint_granularity": "block", "overwrite": False, "clip_vision": ["11", 0]}  # the inference graph's CLIP vision (ViT-H, crop center)
+              "precision": "bf16", "gradient_checkpointing": True, "token_specific": True,
+              **TRAIN_MEMORY_24GB, "overwrite": False, "clip_vision": ["11", 0]}  # the inference graph's CLIP vision (ViT-H, crop center)
     g["19"] = {"class_type": "DreamStyleTrainTokenLoRA",
                "inputs": {**common, "dataset_dir": "dreamstyle_pairs_ct", "stage": "CT", "steps": 6000,
                           "lora_name": "dreamstyle_ct", "init_lora": ""}}

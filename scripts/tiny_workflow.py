@@ -5,7 +5,8 @@ becomes its tiny fixture of the same architecture; CLIPLoader becomes a test-onl
 (TinyCLIPLoader for stable_diffusion's CLIP-L, else TinyUMT5Loader); CLIPVisionLoader + CLIPVisionEncode
 become TinyCLIPVisionEncode of the same image, and a CLIPVisionLoader that feeds other nodes (the DreamStyle
 pair filter) becomes TinyCLIPVisionLoader; the token LoRA is `lora_name`; samplers and trainers run at
-most `steps` steps. The graph is otherwise untouched.
+most `steps` steps; a trainer's block_swap is at most 1 (the tiny Wan has 2 blocks). The graph is otherwise
+untouched.
 """
 import copy
 
@@ -53,6 +54,9 @@ def tiny_workflow(api, lora_name="tiny_dreamstyle_token_lora.safetensors", steps
             g[nid] = {"class_type": "TinyCLIPVisionEncode", "inputs": {"image": args["image"], "seed": 0}}
         elif kind == "DreamStyleTokenLoRALoader":
             args["lora_name"] = lora_name
+        elif kind == "DreamStyleTrainTokenLoRA":  # the tiny/toy Wan has 2 blocks: swap one of them
+            args["block_swap"] = min(args.get("block_swap", 0), 1)
+            args["steps"] = min(args["steps"], steps)
         elif "steps" in args and not isinstance(args["steps"], list):
             args["steps"] = min(args["steps"], steps)
         if size is not None:

@@ -161,3 +161,27 @@ def test_saved_activations_per_sublayer_are_the_plans(comfy, efficient_attention
     # gathered per frame (2 frames here): 1.5-3 % of each group at dim 128, less at any real width
     for group in planned:
         assert planned[group] == pytest.approx(measured[group], rel=0.05), (group, planned, measured)
+
+
+def test_the_shipped_training_workflow_fits_a_24gb_card_by_the_plan(comfy):
+    """workflows/dreamstyle_train_ct_sft loads the 14B base as fp8 (the 24 GB setting of the inference workflows);
+    its trainers' memory settings must plan under 24 GB at 480x832x81 with the workflow's rank (shapes only)."""
+    import json
+    import os
+    import comfy.ldm.wan.model as wan_model
+    import comfy.ops
+    from dreamstyle.training_memory_plan import WanShape, plan
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    api = json.load(open(os.path.join(root, "workflows", "api", "dreamstyle_train_ct_sft.json")))
+    dtypes = {n["inputs"]["weight_dtype"] for n in api.values() if n["class_type"] == "UNETLoader"}
+    assert dtypes == {"fp8_e4m3fn"}
+    shape = WanShape.from_model(wan_model.WanModel(
+        model_type="i2v", in_dim=36, out_dim=16, dim=5120, ffn_dim=13824, num_heads=40, num_layers=40, text_dim=4096,
+        freq_dim=256, operations=comfy.ops.disable_weight_init, device="meta"))
+    trainers = [n["inputs"] for n in api.values() if n["class_type"] == "DreamStyleTrainTokenLoRA"]
+    assert len(trainers) == 2
+    for t in trainers:
+        p = plan(shape, 81, 480, 832, rank=t["rank"], base_dtype="fp8_e4m3fn", block_swap=t["block_swap"],
+                 gradient_checkpointing=t["gradient_checkpointing"], offload_activations=t["offload_activations"],
+                 optimizer_offload=t["optimizer_offload"], granularity=t["checkpoint_granularity"])
+        assert p.peak < 23e9, (t, p.report())
