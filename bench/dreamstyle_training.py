@@ -202,13 +202,9 @@ def plan_14b():
     """Plans of Wan2.1-I2V 14B (ComfyUI's WanModel on the meta device: shapes only), 480x832x81, rank 64."""
     from scripts.comfy_root import import_comfy_in_process
     import_comfy_in_process()
-    import comfy.ldm.wan.model as wan_model
-    import comfy.ops
     from dreamstyle.training_memory_plan import WanShape, plan
-    model = wan_model.WanModel(model_type="i2v", in_dim=36, out_dim=16, dim=5120, ffn_dim=13824, num_heads=40,
-                               num_layers=40, text_dim=4096, freq_dim=256, operations=comfy.ops.disable_weight_init,
-                               device="meta")
-    shape = WanShape.from_model(model)
+    from scripts.fixtures.wan import released_i2v_14b
+    shape = WanShape.from_model(released_i2v_14b())
     settings = {"fp8_swap": dict(base_dtype="fp8_e4m3fn", block_swap=shape.blocks, offload_activations=True,
                                  optimizer_offload=True),
                 "fp8": dict(base_dtype="fp8_e4m3fn"),

@@ -168,16 +168,13 @@ def test_the_shipped_training_workflow_fits_a_24gb_card_by_the_plan(comfy):
     its trainers' memory settings must plan under 24 GB at 480x832x81 with the workflow's rank (shapes only)."""
     import json
     import os
-    import comfy.ldm.wan.model as wan_model
-    import comfy.ops
     from dreamstyle.training_memory_plan import WanShape, plan
+    from scripts.fixtures.wan import released_i2v_14b
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     api = json.load(open(os.path.join(root, "workflows", "api", "dreamstyle_train_ct_sft.json")))
     dtypes = {n["inputs"]["weight_dtype"] for n in api.values() if n["class_type"] == "UNETLoader"}
     assert dtypes == {"fp8_e4m3fn"}
-    shape = WanShape.from_model(wan_model.WanModel(
-        model_type="i2v", in_dim=36, out_dim=16, dim=5120, ffn_dim=13824, num_heads=40, num_layers=40, text_dim=4096,
-        freq_dim=256, operations=comfy.ops.disable_weight_init, device="meta"))
+    shape = WanShape.from_model(released_i2v_14b())
     trainers = [n["inputs"] for n in api.values() if n["class_type"] == "DreamStyleTrainTokenLoRA"]
     assert len(trainers) == 2
     for t in trainers:
