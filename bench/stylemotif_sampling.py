@@ -19,7 +19,6 @@ Also reported: the dual-branch sampling time vs unstylized (no goal; context for
 """
 import copy
 import os
-import statistics
 import sys
 import time
 
@@ -28,7 +27,7 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._timing import single_threaded  # noqa: E402
+from bench._timing import median_ratio, single_threaded  # noqa: E402
 from stylemotif.model import StyleMotif, StyleMotifConfig  # noqa: E402
 from stylemotif.sampling import ddim_sample  # noqa: E402
 
@@ -109,8 +108,7 @@ def run():
 
     def ratio(k):
         """(CPU-time median per-round ratio, wall median per-round ratio, wall fastest-of-N ratio) of k vs plain."""
-        return (statistics.median(a / b for a, b in zip(cpu[k], cpu["plain"])),
-                statistics.median(a / b for a, b in zip(wall[k], wall["plain"])), med[k] / med["plain"])
+        return median_ratio(cpu, k, "plain"), median_ratio(wall, k, "plain"), med[k] / med["plain"]
     sty, sty_wall, sty_fast = ratio("stylized")
     dual_r, dual_wall, dual_fast = ratio("dual")
     style_path = sum(p.numel() for p in model.style_encoder.parameters())
