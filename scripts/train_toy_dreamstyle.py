@@ -227,16 +227,15 @@ def train_lora(model, enc, ct, sft, run_dir, steps_ct, steps_sft, rank, token_sp
     return result.loras, sft_out
 
 
-def evaluate(model, enc, vae, dataset, loras, token_specific, cache, condition="style_image", steps=12,
-             split="heldout"):
-    """Held-out pairs: style distance of the output vs the raw input (to the target style's references),
-    content score vs the raw input."""
+def sampled(model, enc, vae, dataset, loras, token_specific, cache, condition="style_image", steps=12,
+            split="heldout", seed=0):
+    """Yield (pair, uint8 frames [F, H, W, 3]) for every pair of SPLIT, sampled with LORAS (None: the base)
+    under CONDITION (style_image | first_frame | text), the noise of pair i seeded SEED + i."""
     from dreamstyle.condition_latents import condition_latents, plan_layout
     from dreamstyle.dataset_reader import iter_pairs
     from dreamstyle.feature_cache import FeatureCache
     from dreamstyle.flow_sampler import sample
     from dreamstyle.layout import VIDEO
-    from dreamstyle.pair_scores import content_score, style_score
     from dreamstyle.token_lora import TokenLoRAHooks, tokens_per_frame
     from dreamstyle.training_data import EncodedPairs
     pairs = list(iter_pairs(dataset, split))
@@ -245,7 +244,6 @@ def evaluate(model, enc, vae, dataset, loras, token_specific, cache, condition="
     if loras is not None:
         hooks = TokenLoRAHooks(loras)
         hooks.attach(model)
-    rows = []
     try:
         for i, pair in enumerate(pairs):
             layout = plan_layout(FRAMES, SIZE, SIZE, first_frame=condition == "first_frame",
@@ -258,17 +256,26 @@ def evaluate(model, enc, vae, dataset, loras, token_specific, cache, condition="
             lat = condition_latents(layout, z_raw, z_first, z_style)
             types = layout.frame_types() if token_specific else torch.full((layout.total,), VIDEO)
             out = sample(model, lat, data.text(caption)[None], clip, steps=steps,
-                         generator=torch.Generator().manual_seed(i), hooks=hooks, frame_types=types,
+                         generator=torch.Generator().manual_seed(seed + i), hooks=hooks, frame_types=types,
                          tokens_per_frame=tokens_per_frame(SIZE // 8, SIZE // 8))
             z = enc_out(out[:, :, layout.video_slice])
-            frames = (vae.decode(z)[0][:FRAMES].clamp(0, 1) * 255).round().byte().numpy()
-            raw, sty, refs = pair.load_raw(), pair.load_stylized(), np.stack(pair.refs())
-            rows.append({"id": pair.id, "style_raw": style_score(raw, refs), "style_out": style_score(frames, refs),
-                         "style_target": style_score(sty, refs), "content_out": content_score(raw, frames),
-                         "content_target": content_score(raw, sty)})
+            yield pair, (vae.decode(z)[0][:FRAMES].clamp(0, 1) * 255).round().byte().numpy()
     finally:
         if hooks is not None:
             hooks.detach()
+
+
+def evaluate(model, enc, vae, dataset, loras, token_specific, cache, condition="style_image", steps=12,
+             split="heldout"):
+    """Held-out pairs: style distance of the output vs the raw input (to the target style's references),
+    content score vs the raw input."""
+    from dreamstyle.pair_scores import content_score, style_score
+    rows = []
+    for pair, frames in sampled(model, enc, vae, dataset, loras, token_specific, cache, condition, steps, split):
+        raw, sty, refs = pair.load_raw(), pair.load_stylized(), np.stack(pair.refs())
+        rows.append({"id": pair.id, "style_raw": style_score(raw, refs), "style_out": style_score(frames, refs),
+                     "style_target": style_score(sty, refs), "content_out": content_score(raw, frames),
+                     "content_target": content_score(raw, sty)})
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "id"}
     d_raw, d_out = 1 - mean["style_raw"], 1 - mean["style_out"]
     mean.update(style_distance_raw=d_raw, style_distance_out=d_out, style_distance_reduction=1 - d_out / d_raw,
@@ -337,34 +344,10 @@ def seed_agreement(model, enc, vae, dataset, loras, cache, steps, seeds=(0, 100)
     each output vs the raw clip, and of the two outputs vs each other. Two samples that agree with each other far
     better than with the raw clip lose structure by a systematic bias; two that agree no better lose it to what
     the sampler draws where the model is unsure of the layout (variance)."""
-    from dreamstyle.condition_latents import condition_latents, plan_layout
-    from dreamstyle.dataset_reader import iter_pairs
-    from dreamstyle.feature_cache import FeatureCache
-    from dreamstyle.flow_sampler import sample
     from dreamstyle.pair_scores import content_score
-    from dreamstyle.token_lora import TokenLoRAHooks, tokens_per_frame
-    from dreamstyle.training_data import EncodedPairs
-    pairs = list(iter_pairs(dataset, "heldout"))
-    data = EncodedPairs(pairs, enc, FeatureCache(cache, enc.fingerprint))
-    hooks = TokenLoRAHooks(loras)
-    hooks.attach(model)
-    rows = []
-    try:
-        for i, pair in enumerate(pairs):
-            layout = plan_layout(FRAMES, SIZE, SIZE, style_image=True)
-            lat = condition_latents(layout, enc.latent_in(data.video(i, "raw")[None]), None,
-                                    enc.latent_in(data.style_image(i, 0)[None]))
-            outs = []
-            for seed in seeds:
-                z = sample(model, lat, data.text(pair.caption_ns)[None], data.clip_features(i, 0)[None], steps=steps,
-                           generator=torch.Generator().manual_seed(seed + i), hooks=hooks,
-                           frame_types=layout.frame_types(), tokens_per_frame=tokens_per_frame(SIZE // 8, SIZE // 8))
-                outs.append((vae.decode(enc_out(z[:, :, layout.video_slice]))[0][:FRAMES].clamp(0, 1) * 255)
-                            .round().byte().numpy())
-            raw = pair.load_raw()
-            rows.append((np.mean([content_score(raw, o) for o in outs]), content_score(outs[0], outs[1])))
-    finally:
-        hooks.detach()
+    a, b = (list(sampled(model, enc, vae, dataset, loras, True, cache, steps=steps, seed=s)) for s in seeds)
+    rows = [(np.mean([content_score(pair.load_raw(), o) for o in (out_a, out_b)]), content_score(out_a, out_b))
+            for (pair, out_a), (_, out_b) in zip(a, b)]
     return {"content_vs_raw": float(np.mean([r[0] for r in rows])),
             "content_seed_vs_seed": float(np.mean([r[1] for r in rows]))}
 
