@@ -1,4 +1,5 @@
-"""Stage 2 (HiCAST): train the style adapters and the style encoder with the base UNet frozen.
+"""Stages 1 and 2 (HiCAST): the style-transfer trainer. Stage 2 trains the style adapters and the style encoder
+with the base UNet frozen; stage 1 (the image-model fine-tune) trains the UNet with the style encoder, no adapters.
 
 Per step, a batch of (content, style) pairs: x_t = sqrt(abar_t) z_c + sqrt(1 - abar_t) eps;
 eps_hat = UNet(x_t, t, [c ; f_s], adapters(maps)); I_cs = decode(x0_hat);
@@ -65,10 +66,11 @@ def adapter_step_loss(base, levels, adapters, style_encoder, batch, decode, cont
     noise = torch.randn(z0.shape, generator=g).to(z0)
     x_t = add_noise(z0, noise, t, abar)
     inject = AdapterInjection(levels, [(n, a, batch.maps[n], 1.0) for n, a in adapters.items()])
+    patches = {"input_block_patch": [inject]} if inject else {}
     style = tile_to_batch(batch.style_image, z0.shape[0], "style images")
     clip = None if batch.style_clip is None else tile_to_batch(batch.style_clip, z0.shape[0], "clip_vision_output")
     ctx = append_style_tokens(tile_to_batch(context, z0.shape[0], "context"), style_encoder(style, clip), 1.0)
-    eps = base(x_t, t, ctx, {"patches": {"input_block_patch": [inject]}, "cond_or_uncond": [0]})
+    eps = base(x_t, t, ctx, {"patches": patches, "cond_or_uncond": [0]})
     image = decode(predict_x0(x_t, eps, t, abar))
     with torch.no_grad():
         f_c, f_s = feature_net(batch.content_image), feature_net(style)
@@ -81,8 +83,11 @@ def adapter_step_loss(base, levels, adapters, style_encoder, batch, decode, cont
 
 def train_adapters(base, levels, adapters, style_encoder, batches, decode, context, steps, *, feature_net,
                    discriminator=None, lr=1e-4, weights=(1.0, 1.0, 0.05), t_max=600, abar=None, checkpoint_path=None,
-                   save_every=50, progress=None, seed=0, job=None):
+                   save_every=50, progress=None, seed=0, job=None, base_modules=None, max_grad_norm=None):
     """Train ADAPTERS ({name: StyleAdapter}) and STYLE_ENCODER; returns the per-step loss history.
+
+    BASE_MODULES ({name: module} of the base, e.g. {"unet": unet}; stage 1) are trained along, else the base
+    stays frozen (stage 2). MAX_GRAD_NORM clips the generator's gradients (none when None).
 
     BATCHES(step, generator) -> AdapterBatch (e.g. a PairSampler); DECODE(latent) -> image 0..1 with gradients;
     CONTEXT [1|B, T, D]; FEATURE_NET: the frozen phi (VGG19Features; RandomFeatureNet in tests); ABAR: the base
@@ -90,8 +95,9 @@ def train_adapters(base, levels, adapters, style_encoder, batches, decode, conte
     """
     discriminator = discriminator or PatchDiscriminator()
     abar = alphas_cumprod() if abar is None else abar
-    gen_params = [p for a in adapters.values() for p in a.parameters()] + list(style_encoder.parameters())
-    for m in (*adapters.values(), style_encoder, discriminator):
+    base_modules = base_modules or {}
+    gen_params = [p for m in (*adapters.values(), style_encoder, *base_modules.values()) for p in m.parameters()]
+    for m in (*adapters.values(), style_encoder, discriminator, *base_modules.values()):
         m.train().requires_grad_(True)
     opt_g = torch.optim.AdamW(gen_params, lr=lr)
     opt_d = torch.optim.AdamW(discriminator.parameters(), lr=lr, betas=(0.5, 0.999))
@@ -102,6 +108,8 @@ def train_adapters(base, levels, adapters, style_encoder, batches, decode, conte
                                                       context, feature_net, discriminator, g, abar, weights, t_max)
         opt_g.zero_grad(set_to_none=True)
         loss.backward()
+        if max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(gen_params, max_grad_norm)
         opt_g.step()
         l_d = discriminator_loss(discriminator(style), discriminator(image.detach()))
         opt_d.zero_grad(set_to_none=True)
@@ -110,5 +118,5 @@ def train_adapters(base, levels, adapters, style_encoder, batches, decode, conte
         return {"loss": loss.item(), **{k: v.item() for k, v in terms.items()}, "disc": l_d.item()}
 
     modules = {**{f"adapter.{n}": a for n, a in adapters.items()}, "style_encoder": style_encoder,
-               "discriminator": discriminator}
+               "discriminator": discriminator, **{f"base.{n}": m for n, m in base_modules.items()}}
     return run_resumable(step_fn, modules, {"g": opt_g, "d": opt_d}, steps, checkpoint_path, save_every, progress, job)

@@ -49,6 +49,27 @@ def test_short_adapter_run_lowers_the_combined_loss():
     assert any(torch.count_nonzero(c.weight) for c in adapters["edge"].out)    # adapters trained
 
 
+def test_stage1_fine_tunes_the_base_without_adapters():
+    """Stage 1 (image-model fine-tune): the same trainer with no adapters and the UNet in BASE_MODULES trains
+    the UNet and the style encoder; no input_block_patch is installed; the stage-2 call leaves the UNet alone."""
+    unet = TinyUNet()
+    before = {k: v.clone() for k, v in unet.state_dict().items()}
+    seen = []
+    forward = unet.forward
+    unet.forward = lambda x, t, c, opts: seen.append(opts["patches"]) or forward(x, t, c, opts)
+    torch.manual_seed(0)
+    enc = StyleEncoder(context_dim=16, tokens=2, widths=(8, 16), hidden=32, size=32)
+    enc0 = [p.clone() for p in enc.parameters()]
+    content = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    batch = AdapterBatch(F.avg_pool2d(content, 8).repeat(1, 2, 1, 1)[:, :4], content, {}, content.flip(1))
+    hist = train_adapters(unet, unet.levels, {}, enc, lambda step, g: batch, _decoder(), CTX, 3, lr=1e-3,
+                          feature_net=RandomFeatureNet((8, 16)), discriminator=PatchDiscriminator(8, 2),
+                          base_modules={"unet": unet}, max_grad_norm=1.0)
+    assert len(hist) == 3 and seen == [{}] * 3
+    assert any(not torch.equal(v, unet.state_dict()[k]) for k, v in before.items())  # the UNet trained
+    assert any(not torch.equal(p, q) for p, q in zip(enc0, enc.parameters()))
+
+
 def test_adapter_training_resumes_to_the_same_result(tmp_path):
     unet = TinyUNet()
     straight, a1, e1 = _stage2(unet, 6)
