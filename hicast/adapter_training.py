@@ -83,11 +83,11 @@ def adapter_step_loss(base, levels, adapters, style_encoder, batch, decode, cont
 
 def train_adapters(base, levels, adapters, style_encoder, batches, decode, context, steps, *, feature_net,
                    discriminator=None, lr=1e-4, weights=(1.0, 1.0, 0.05), t_max=600, abar=None, checkpoint_path=None,
-                   save_every=50, progress=None, seed=0, job=None, base_modules=None, max_grad_norm=None):
+                   save_every=50, progress=None, seed=0, job=None, base_modules=None):
     """Train ADAPTERS ({name: StyleAdapter}) and STYLE_ENCODER; returns the per-step loss history.
 
     BASE_MODULES ({name: module} of the base, e.g. {"unet": unet}; stage 1) are trained along, else the base
-    stays frozen (stage 2). MAX_GRAD_NORM clips the generator's gradients (none when None).
+    stays frozen (stage 2).
 
     BATCHES(step, generator) -> AdapterBatch (e.g. a PairSampler); DECODE(latent) -> image 0..1 with gradients;
     CONTEXT [1|B, T, D]; FEATURE_NET: the frozen phi (VGG19Features; RandomFeatureNet in tests); ABAR: the base
@@ -96,8 +96,9 @@ def train_adapters(base, levels, adapters, style_encoder, batches, decode, conte
     discriminator = discriminator or PatchDiscriminator()
     abar = alphas_cumprod() if abar is None else abar
     base_modules = base_modules or {}
-    gen_params = [p for m in (*adapters.values(), style_encoder, *base_modules.values()) for p in m.parameters()]
-    for m in (*adapters.values(), style_encoder, discriminator, *base_modules.values()):
+    generators = (*adapters.values(), style_encoder, *base_modules.values())
+    gen_params = [p for m in generators for p in m.parameters()]
+    for m in (*generators, discriminator):
         m.train().requires_grad_(True)
     opt_g = torch.optim.AdamW(gen_params, lr=lr)
     opt_d = torch.optim.AdamW(discriminator.parameters(), lr=lr, betas=(0.5, 0.999))
@@ -108,8 +109,6 @@ def train_adapters(base, levels, adapters, style_encoder, batches, decode, conte
                                                       context, feature_net, discriminator, g, abar, weights, t_max)
         opt_g.zero_grad(set_to_none=True)
         loss.backward()
-        if max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(gen_params, max_grad_norm)
         opt_g.step()
         l_d = discriminator_loss(discriminator(style), discriminator(image.detach()))
         opt_d.zero_grad(set_to_none=True)
