@@ -83,11 +83,11 @@ def adapter_step_loss(base, levels, adapters, style_encoder, batch, decode, cont
 
 def train_adapters(base, levels, adapters, style_encoder, batches, decode, context, steps, *, feature_net,
                    discriminator=None, lr=1e-4, weights=(1.0, 1.0, 0.05), t_max=600, abar=None, checkpoint_path=None,
-                   save_every=50, progress=None, seed=0, job=None, base_modules=None):
+                   save_every=50, progress=None, seed=0, job=None, base_modules=None, max_grad_norm=None):
     """Train ADAPTERS ({name: StyleAdapter}) and STYLE_ENCODER; returns the per-step loss history.
 
     BASE_MODULES ({name: module} of the base, e.g. {"unet": unet}; stage 1) are trained along, else the base
-    stays frozen (stage 2).
+    stays frozen (stage 2). MAX_GRAD_NORM: clip the generator gradients' total norm to it (None: no clipping).
 
     BATCHES(step, generator) -> AdapterBatch (e.g. a PairSampler); DECODE(latent) -> image 0..1 with gradients;
     CONTEXT [1|B, T, D]; FEATURE_NET: the frozen phi (VGG19Features; RandomFeatureNet in tests); ABAR: the base
@@ -109,6 +109,8 @@ def train_adapters(base, levels, adapters, style_encoder, batches, decode, conte
                                                       context, feature_net, discriminator, g, abar, weights, t_max)
         opt_g.zero_grad(set_to_none=True)
         loss.backward()
+        if max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(gen_params, max_grad_norm)
         opt_g.step()
         l_d = discriminator_loss(discriminator(style), discriminator(image.detach()))
         opt_d.zero_grad(set_to_none=True)

@@ -70,6 +70,26 @@ def test_stage1_fine_tunes_the_base_without_adapters():
     assert any(not torch.equal(p, q) for p, q in zip(enc0, enc.parameters()))
 
 
+@pytest.mark.parametrize("max_grad_norm", [None, 1e-3])
+def test_generator_gradients_are_clipped_to_max_grad_norm(max_grad_norm):
+    """MAX_GRAD_NORM bounds the total norm of the generator gradients the optimizer steps on (the last step's
+    gradients stay on the parameters); without it they are far above that bound."""
+    unet = TinyUNet()
+    torch.manual_seed(0)
+    enc = StyleEncoder(context_dim=16, tokens=2, widths=(8, 16), hidden=32, size=32)
+    content = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    batch = AdapterBatch(F.avg_pool2d(content, 8).repeat(1, 2, 1, 1)[:, :4], content, {}, content.flip(1))
+    train_adapters(unet, unet.levels, {}, enc, lambda step, g: batch, _decoder(), CTX, 1, lr=1e-3,
+                   feature_net=RandomFeatureNet((8, 16)), discriminator=PatchDiscriminator(8, 2),
+                   base_modules={"unet": unet}, max_grad_norm=max_grad_norm)
+    grads = [p.grad for m in (unet, enc) for p in m.parameters() if p.grad is not None]
+    norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
+    if max_grad_norm:
+        assert norm <= max_grad_norm * 1.001
+    else:
+        assert norm > 100 * 1e-3
+
+
 def test_adapter_training_resumes_to_the_same_result(tmp_path):
     unet = TinyUNet()
     straight, a1, e1 = _stage2(unet, 6)
