@@ -134,11 +134,12 @@ def hicast_toy_rows(scenes=4):
     stylized toward DEMO_STYLE from held-out references, and the exact DEMO_STYLE version (x3, nearest)."""
     from scripts.comfy_root import import_comfy_in_process
     import_comfy_in_process()
-    from scripts.train_toy_hicast import EVAL_SCENES, load_toy, scene_frames, stylize, to_images, to_u8
-    base, levels, adapter, encoder, _, tokens, _ = load_toy(os.path.join(ROOT, "assets", "hicast_toy"))
+    from scripts.train_toy_hicast import EVAL_SCENES, load_toy, scene_frames, stylize, to_images, to_u8, trained_knobs
+    base, levels, adapter, encoder, _, tokens, trained = load_toy(os.path.join(ROOT, "assets", "hicast_toy"))
     raw, looks = scene_frames(EVAL_SCENES[:scenes], frames=1)
     _, refs = scene_frames(range(2000, 2004), frames=1)
-    out = to_u8(stylize(base, levels, adapter, encoder, tokens, to_images(raw[:, 0]), refs[DEMO_STYLE][:, 0], seed=0))
+    out = to_u8(stylize(base, levels, adapter, encoder, tokens, to_images(raw[:, 0]), refs[DEMO_STYLE][:, 0], 0,
+                        trained_knobs(trained)))
     big = lambda ims: ims.repeat(3, axis=1).repeat(3, axis=2)  # noqa: E731
     return [("HiCAST toy-trained: held-out content", big(raw[:, 0])),
             (f"HiCAST toy-trained: stylized ({DEMO_STYLE} references)", big(out)),

@@ -5,28 +5,35 @@
 Real architecture at toy size: ComfyUI's UNetModel (SD1.5 topology: ResBlocks, cross-attention
 SpatialTransformer, skip decoder) with model_channels 32, channel_mult (1, 2), context width 32, working in
 32x32 images with an exact stand-in for the VAE: latent = PixelUnshuffle_2(2 * RGB - 1) [12, 16, 16],
-decode = (PixelShuffle_2(z) + 1) / 2 (edge maps go to the adapters at 8x the latent grid, as for SD). Data: dreamstyle.synthetic_scenes frames,
-looks from dreamstyle.synthetic_styles.
-  1. base: eps-prediction DDPM training (hicast.noise_schedule) on raw frames and frames in each look, the
+decode = (PixelShuffle_2(z) + 1) / 2 (edge maps go to the adapters at 8x the latent grid, as for SD). Data:
+dreamstyle.synthetic_scenes frames, looks from dreamstyle.synthetic_styles. phi (the frozen loss network) is
+ToyStylePhi, a stand-in for VGG-19 (no pretrained weights exist in the toy).
+  0. base: eps-prediction DDPM training (hicast.noise_schedule) on raw frames and frames in each look, the
      context [empty token ; look token] with one fixed random "caption" token per look: like SD, the base has
      seen the styles through text, never an image -> stylized image mapping;
-  2. stage 2: hicast.adapter_training.train_adapters (the trainer core of HiCASTTrainAdapter): an edge
-     adapter (soft-edge maps, hicast.edge_maps) + a style encoder on (content, style) pairs drawn from the
-     style set of every look (PairSampler), context [empty token], the random-feature phi (no VGG-19 weights
-     exist in the toy);
+  1. stage 1 (image-model fine-tune): hicast.adapter_training.train_adapters with base_modules={"unet": unet}
+     and no adapters: the UNet and the style encoder learn from content/style losses on (content, style)
+     pairs drawn from the style set of every look (PairSampler), context [empty token] + style tokens;
+  2. stage 2: the same trainer (the core of HiCASTTrainAdapter) with the UNet frozen: an edge adapter
+     (soft-edge maps, hicast.edge_maps) and the style encoder, content/style/adversarial losses;
   3. stage 3: hicast.temporal_training.train_temporal_layers (the core of HiCASTTrainTemporalLayers) on 4-frame
      clips of raw training scenes with L_h;
-  4. evaluation on held-out scenes and held-out style references: img2img (noise to t0, DDIM to 0) with the
+  4. the img2img strength t0 and the style scale lambda (c' = [c ; lambda f_s]) are chosen on validation
+     scenes (VALIDATION_SCENES, own references): the largest style-distance drop among the candidates whose
+     structure stays >= MIN_STRUCTURE of the ground truth's;
+  5. evaluation on held-out scenes and held-out style references: img2img (noise to t0, DDIM to 0) with the
      adapter + style tokens. Style distance 1 - dreamstyle.pair_scores.style_score(x, references) of the
      output vs of the input; edge structure = Pearson correlation of soft-edge maps with the raw input's, of
      the output relative to the ground truth's (the look applied exactly to the input); flicker of 8-frame
      videos stylized frame by frame with independent noise = mean |(out_{f+1} - out_f) - (gt_{f+1} - gt_f)|,
-     with the L_h-trained temporal layers vs without temporal layers.
+     with the L_h-trained temporal layers vs without temporal layers; and the pixel error to the ground truth
+     relative to the input's, which texture that only matches the look's statistics cannot bring below 1.
 Writes toy_hicast_unet.safetensors, toy_hicast_edge_adapter.safetensors, toy_hicast_style_encoder.safetensors,
 toy_hicast_temporal_layers.safetensors, before_after.png and eval.json (numbers + sha256 of each file) into --out.
 """
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import sys
@@ -42,8 +49,13 @@ STYLES = ["palette", "thermal"]
 SIZE, CTX = 32, 32
 UNET = dict(model_channels=32, channel_mult=(1, 2), num_res_blocks=[1, 1], transformer_depth=[0, 1],
             transformer_depth_output=[1, 1, 0, 0], transformer_depth_middle=1, context_dim=CTX, num_heads=4)
-TRAIN_SCENES, EVAL_SCENES, FRAMES = range(0, 48), range(1000, 1012), 8
-T0, DDIM_STEPS = 500, 10
+TRAIN_SCENES, VALIDATION_SCENES, EVAL_SCENES, FRAMES = range(0, 48), range(1100, 1106), range(1000, 1012), 8
+STEPS = dict(base=800, fine_tune=3000, adapters=150, temporal=200)
+W_CONTENT, T_MAX = 300.0, 500        # L_c weight and the largest training timestep of stages 1 and 2
+DDIM_STEPS = 10                      # img2img steps
+STRENGTHS = (200, 300)               # img2img t0 candidates (noise to t0, DDIM to 0), chosen on the validation scenes
+STYLE_SCALES = (1.0, 1.5, 2.0, 3.0)  # style scale lambda candidates, chosen with t0
+MIN_STRUCTURE = 0.7                  # the choice keeps validation structure >= this (the goal 0.6 plus a margin)
 
 
 def log(msg, t0=[time.time()]):
@@ -77,6 +89,34 @@ def edge_maps(images):
     from hicast.edge_maps import soft_edge
     m = soft_edge(images.permute(0, 2, 3, 1))
     return torch.nn.functional.interpolate(m.permute(0, 3, 1, 2), scale_factor=4, mode="nearest").permute(0, 2, 3, 1)
+
+
+class ToyStylePhi(torch.nn.Module):
+    """The toy's frozen loss network, a stand-in for VGG-19's relu levels (no pretrained weights in the toy).
+
+    Level 0 (style): each pixel's soft assignment to a BINS^3 RGB grid, softmax(-||x - c_k||^2 / 2 sigma^2),
+    so its spatial mean is a colour histogram (as VGG's relu1_1 statistics carry colour); level 1 (content and
+    style, L_c's level like relu4_1): rectified luminance Sobel responses (+-d/dx, +-d/dy), blind to how a look
+    recolours a region but not to where its edges are. A fixed random conv net ranks the looks' frames farther
+    from their own references than raw frames (docs/hicast.md), so it cannot teach them."""
+    content_levels = [1]
+
+    def __init__(self, bins=6, sigma=0.07, colour_scale=4.0, gradient_scale=2.0):
+        super().__init__()
+        c = (torch.arange(bins) + 0.5) / bins
+        self.register_buffer("centres", torch.cartesian_prod(c, c, c))  # [bins^3, 3]
+        k = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 4
+        self.register_buffer("sobel", torch.stack([k, k.t()])[:, None])
+        self.register_buffer("luma", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1))
+        self.sigma, self.colour_scale, self.gradient_scale = sigma, colour_scale, gradient_scale
+
+    def forward(self, images):
+        """images [B, 3, H, W] 0..1 -> [colour assignment [B, bins^3, H, W], gradients [B, 4, H, W]]."""
+        d2 = ((images[:, None] - self.centres[None, :, :, None, None]) ** 2).sum(2)
+        colour = torch.softmax(-d2 / (2 * self.sigma ** 2), dim=1) * self.colour_scale
+        lum = (images * self.luma).sum(1, keepdim=True)
+        g = torch.nn.functional.conv2d(torch.nn.functional.pad(lum, (1, 1, 1, 1), mode="replicate"), self.sobel)
+        return [colour, torch.cat([g.relu(), (-g).relu()], 1) * self.gradient_scale]
 
 
 def new_unet(seed=0):
@@ -139,7 +179,7 @@ def train_base(unet, images, look, tokens, steps, batch=16, lr=2e-3, seed=0):
 
 
 @torch.no_grad()
-def img2img(base, content, context, patches, seed, t0=T0, steps=DDIM_STEPS):
+def img2img(base, content, context, patches, seed, t0, steps=DDIM_STEPS):
     """Noise CONTENT [N, 3, H, W] to t0 (noise seeded per frame) and run deterministic DDIM to 0."""
     from hicast.noise_schedule import add_noise, alphas_cumprod, predict_x0
     abar = alphas_cumprod()
@@ -181,19 +221,50 @@ def flicker(video, gt):
 
 
 @torch.no_grad()
-def stylize(base, levels, adapter, encoder, tokens, content, refs, seed, patches=()):
+def stylize(base, levels, adapter, encoder, tokens, content, refs, seed, knobs, patches=()):
     """HiCAST img2img of CONTENT [N, 3, H, W] with the edge adapter and the style tokens of the references
-    REFS (uint8 [K, H, W, 3]): c' = [empty token ; f_s(refs)]."""
+    REFS (uint8 [K, H, W, 3]): c' = [empty token ; lambda * f_s], noise to t0; KNOBS = (t0, lambda)."""
+    t0, scale = knobs
     from hicast.feature_injection import AdapterInjection
     from hicast.style_encoder import append_style_tokens
     f_s = encoder(to_images(refs)).mean(0, keepdim=True)
-    ctx = append_style_tokens(tokens[:1][None], f_s, 1.0).expand(len(content), -1, -1)
+    ctx = append_style_tokens(tokens[:1][None], f_s, scale).expand(len(content), -1, -1)
     inject = AdapterInjection(levels, [("edge", adapter, edge_maps(content), 1.0)])
-    return img2img(base, content, ctx, [inject, *patches], seed=seed)
+    return img2img(base, content, ctx, [inject, *patches], seed=seed, t0=t0)
+
+
+def image_scores(x, out, gt, refs):
+    """Mean per-image style distances to REFS of the input X, the output OUT and the ground truth GT, the edge
+    structure of OUT and of GT, and the pixel error to the ground truth of OUT relative to X's (all [N, 3, H, W]):
+    the two proxies can be met by a texture whose colour statistics match the look, this one cannot (a true
+    stylization lands nearer the exact look than the input, < 1)."""
+    d = [float(np.mean([style_distance(im[i:i + 1], refs) for i in range(len(im))])) for im in (x, out, gt)]
+    return {"style_distance_input": d[0], "style_distance_output": d[1], "style_distance_ground_truth": d[2],
+            "style_distance_drop": 1 - d[1] / d[0], "edge_structure_output": edge_structure(x, out),
+            "edge_structure_ground_truth": edge_structure(x, gt),
+            "structure_vs_gt": edge_structure(x, out) / edge_structure(x, gt),
+            "ground_truth_error_vs_input": float((out - gt).abs().mean() / (x - gt).abs().mean())}
 
 
 @torch.no_grad()
-def evaluate(base, levels, adapter, encoder, layers, tokens, eval_seeds=EVAL_SCENES):
+def choose_knobs(base, levels, adapter, encoder, tokens, seeds=VALIDATION_SCENES):
+    """The (t0, lambda) of STRENGTHS x STYLE_SCALES with the largest mean style-distance drop on the validation
+    scenes (with their own references) among those keeping structure >= MIN_STRUCTURE of the ground truth's
+    (else the gentlest), and every candidate's numbers."""
+    raw, looks = scene_frames(seeds, frames=1)
+    _, ref_looks = scene_frames(range(2100, 2104), frames=1)
+    x, rows = to_images(raw[:, 0]), {}
+    for knobs in itertools.product(STRENGTHS, STYLE_SCALES):
+        per = [image_scores(x, stylize(base, levels, adapter, encoder, tokens, x, ref_looks[n][:, 0], 50, knobs),
+                            to_images(looks[n][:, 0]), ref_looks[n][:, 0]) for n in STYLES]
+        rows[knobs] = {k: float(np.mean([p[k] for p in per])) for k in ("style_distance_drop", "structure_vs_gt")}
+        log(f"validation, t0 {knobs[0]}, style scale {knobs[1]}: {rows[knobs]}")
+    kept = [k for k, r in rows.items() if r["structure_vs_gt"] >= MIN_STRUCTURE] or [(STRENGTHS[0], STYLE_SCALES[0])]
+    return max(kept, key=lambda k: rows[k]["style_distance_drop"]), rows
+
+
+@torch.no_grad()
+def evaluate(base, levels, adapter, encoder, layers, tokens, knobs, eval_seeds=EVAL_SCENES):
     """Per-style numbers on held-out scenes and held-out style references, and before/after strips."""
     from hicast.temporal_layers import TemporalInjection
     eraw, elooks = scene_frames(eval_seeds)
@@ -202,24 +273,16 @@ def evaluate(base, levels, adapter, encoder, layers, tokens, eval_seeds=EVAL_SCE
     for name in STYLES:
         refs = np.concatenate(list(ref_looks[name][:, ::4]))
         x, gt = to_images(eraw[:, 0]), to_images(elooks[name][:, 0])
-        out = stylize(base, levels, adapter, encoder, tokens, x, refs, seed=100)
-        d_in = np.mean([style_distance(x[i:i + 1], refs) for i in range(len(x))])
-        d_out = np.mean([style_distance(out[i:i + 1], refs) for i in range(len(x))])
-        d_gt = np.mean([style_distance(gt[i:i + 1], refs) for i in range(len(x))])
-        s_out, s_gt = edge_structure(x, out), edge_structure(x, gt)
+        out = stylize(base, levels, adapter, encoder, tokens, x, refs, 100, knobs)
         fl = {}
         for key, patches in (("without", []), ("with_lh", [TemporalInjection(levels, layers)])):
             vals = []
             for c in range(min(3, len(eraw))):
                 v, vg = to_images(eraw[c]), to_images(elooks[name][c])
-                vo = stylize(base, levels, adapter, encoder, tokens, v, refs, seed=300 + 17 * c, patches=patches)
+                vo = stylize(base, levels, adapter, encoder, tokens, v, refs, 300 + 17 * c, knobs, patches)
                 vals.append(flicker(vo, vg))
             fl[key] = float(np.mean(vals))
-        per_style[name] = {"style_distance_input": float(d_in), "style_distance_output": float(d_out),
-                           "style_distance_ground_truth": float(d_gt),
-                           "style_distance_drop": float(1 - d_out / d_in),
-                           "edge_structure_output": s_out, "edge_structure_ground_truth": s_gt,
-                           "structure_vs_gt": s_out / s_gt, "flicker_without_temporal": fl["without"],
+        per_style[name] = {**image_scores(x, out, gt, refs), "flicker_without_temporal": fl["without"],
                            "flicker_with_lh_layers": fl["with_lh"], "flicker_ratio": fl["with_lh"] / fl["without"]}
         log(f"{name}: {per_style[name]}")
         strips.append(torch.cat([torch.cat(list(t[:4]), 2) for t in (x, out, gt)], 1))
@@ -255,6 +318,11 @@ def load_toy(folder):
     return Base(unet), levels, adapter, encoder, layers, tokens, result
 
 
+def trained_knobs(result):
+    """(t0, style scale) the script chose for the toy whose eval.json is RESULT."""
+    return result["setup"]["t0"], result["setup"]["style_scale"]
+
+
 def sha256(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -273,7 +341,6 @@ def main():
     from scripts.comfy_root import import_comfy_in_process
     import_comfy_in_process()
     from hicast.adapter_training import PairSampler, train_adapters
-    from hicast.feature_net import RandomFeatureNet
     from hicast.module_files import save_module
     from hicast.style_adapter import StyleAdapter
     from hicast.style_encoder import StyleEncoder
@@ -283,7 +350,7 @@ def main():
     from safetensors.torch import save_file
 
     q = args.quick
-    steps_base, steps_adapter, steps_temporal = (5, 5, 5) if q else (200, 150, 80)
+    steps = {k: 5 for k in STEPS} if q else STEPS
     os.makedirs(args.out, exist_ok=True)
     train_seeds, eval_seeds = (TRAIN_SCENES[:8], EVAL_SCENES[:3]) if q else (TRAIN_SCENES, EVAL_SCENES)
     raw, looks = scene_frames(train_seeds)
@@ -294,21 +361,32 @@ def main():
 
     unet = new_unet()
     log(f"unet: {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M parameters")
-    train_base(unet, images, look, tokens, steps_base)
+    train_base(unet, images, look, tokens, steps["base"])
     base = Base(unet)
     levels = encoder_levels(UNET["model_channels"], UNET["channel_mult"], UNET["num_res_blocks"])
     widths = [lv.channels for lv in levels]
 
-    # stage 2: edge adapter + style encoder, pairs from every look's style set
-    half = raw.shape[0] // 2  # content scenes / style-reference scenes
+    # (content, style) pairs: content from half the training scenes, styles from every look of the other half
+    half = raw.shape[0] // 2
     content = to_images(raw[:half, ::2])
     styles = torch.cat([to_images(looks[n][half:, ::4]) for n in STYLES])
+    sampler = PairSampler(encode(content), content, {"edge": edge_maps(content)}, styles, batch_size=8)
+    phi, ctx = ToyStylePhi(), tokens[:1][None]
+    torch.manual_seed(1)
+    encoder = StyleEncoder(context_dim=CTX, tokens=1, widths=(16, 32), hidden=64, size=SIZE)
+
+    # stage 1: the UNet and the style encoder, no adapters, content + style losses
+    hist_1 = train_adapters(base, levels, {}, encoder, sampler, decode, ctx, steps["fine_tune"], feature_net=phi,
+                            lr=1e-3, weights=(W_CONTENT, 1.0, 0.0), t_max=T_MAX, seed=0, base_modules={"unet": unet},
+                            max_grad_norm=1.0, progress=lambda d, n: d % 250 == 0 and log(f"fine-tune step {d}/{n}"))
+    unet.eval().requires_grad_(False)
+    log(f"fine-tune: loss {hist_1[0]['loss']:.3f} -> {np.mean([h['loss'] for h in hist_1[-20:]]):.3f}")
+
+    # stage 2: edge adapter + style encoder on the frozen UNet, content + style + adversarial losses
     torch.manual_seed(1)
     adapter = StyleAdapter(widths, hidden=(32, 64))
-    encoder = StyleEncoder(context_dim=CTX, tokens=1, widths=(16, 32), hidden=64, size=SIZE)
-    sampler = PairSampler(encode(content), content, {"edge": edge_maps(content)}, styles, batch_size=8)
-    hist = train_adapters(base, levels, {"edge": adapter}, encoder, sampler, decode, tokens[:1][None], steps_adapter,
-                          feature_net=RandomFeatureNet(), lr=1e-3, t_max=T0, seed=0,
+    hist = train_adapters(base, levels, {"edge": adapter}, encoder, sampler, decode, ctx, steps["adapters"],
+                          feature_net=phi, lr=1e-3, weights=(W_CONTENT, 1.0, 0.01), t_max=T_MAX, seed=0,
                           progress=lambda d, n: d % 50 == 0 and log(f"adapter step {d}/{n}"))
     log(f"adapters: loss {hist[0]['loss']:.3f} -> {np.mean([h['loss'] for h in hist[-20:]]):.3f}")
 
@@ -317,7 +395,7 @@ def main():
     layers = TemporalLayers(widths, heads=4)
     ctx_raw = torch.stack([tokens[0], tokens[1]])[None]
     hist_t = train_temporal_layers(base, levels, layers, lambda step, g: encode(clips_u8[int(torch.randint(len(clips_u8), (1,), generator=g))][:4]),
-                                   ctx_raw, steps_temporal, lr=1e-3, seed=0,
+                                   ctx_raw, steps["temporal"], lr=1e-3, seed=0,
                                    progress=lambda d, n: d % 50 == 0 and log(f"temporal step {d}/{n}"))
     log(f"temporal: L_h {np.mean([h['loss_h'] for h in hist_t[:20]]):.3f} -> {np.mean([h['loss_h'] for h in hist_t[-20:]]):.3f}")
     adapter.eval(), encoder.eval(), layers.eval()
@@ -329,26 +407,32 @@ def main():
     save_module(os.path.join(args.out, paths["edge_adapter"]), adapter, "style_adapter", map_type="edge")
     save_module(os.path.join(args.out, paths["style_encoder"]), encoder, "style_encoder", map_type="style")
     save_module(os.path.join(args.out, paths["temporal_layers"]), layers, "temporal_layers", map_type="video")
-    per_style, strips = evaluate(base, levels, adapter, encoder, layers, tokens, eval_seeds)
+    knobs, validation = choose_knobs(base, levels, adapter, encoder, tokens)
+    log(f"chosen on the validation scenes: t0 {knobs[0]}, style scale {knobs[1]}")
+    per_style, strips = evaluate(base, levels, adapter, encoder, layers, tokens, knobs, eval_seeds)
     from PIL import Image
     strip = torch.cat(strips, 1).permute(1, 2, 0).numpy()
     Image.fromarray((strip * 255).round().astype(np.uint8)).resize((strip.shape[1] * 4, strip.shape[0] * 4),
                                                                      Image.NEAREST).save(os.path.join(args.out, "before_after.png"))
     mean = lambda k: float(np.mean([v[k] for v in per_style.values()]))  # noqa: E731
-    result = {"setup": {"styles": STYLES, "size": SIZE, "unet": UNET, "steps": [steps_base, steps_adapter, steps_temporal],
-                        "train_scenes": len(train_seeds), "eval_scenes": len(eval_seeds), "t0": T0,
-                        "ddim_steps": DDIM_STEPS, "quick": q},
+    last = lambda h, k: float(np.mean([x[k] for x in h[-20:]]))  # noqa: E731
+    result = {"setup": {"styles": STYLES, "size": SIZE, "unet": UNET, "steps": steps, "w_content": W_CONTENT,
+                        "t_max": T_MAX, "train_scenes": len(train_seeds), "eval_scenes": len(eval_seeds), "t0": knobs[0],
+                        "ddim_steps": DDIM_STEPS, "style_scale": knobs[1], "quick": q},
+              "validation": [{"t0": k[0], "style_scale": k[1], **v} for k, v in validation.items()],
               "per_style": per_style,
               "style_distance_drop": mean("style_distance_drop"), "structure_vs_gt": mean("structure_vs_gt"),
               "lh_flicker_ratio": mean("flicker_with_lh_layers") / mean("flicker_without_temporal"),
-              "adapter_loss": [hist[0]["loss"], float(np.mean([h["loss"] for h in hist[-20:]]))],
-              "temporal_loss_h": [float(np.mean([h["loss_h"] for h in hist_t[:20]])),
-                                  float(np.mean([h["loss_h"] for h in hist_t[-20:]]))],
+              "ground_truth_error_vs_input": mean("ground_truth_error_vs_input"),
+              "fine_tune_loss": [hist_1[0]["loss"], last(hist_1, "loss")],
+              "adapter_loss": [hist[0]["loss"], last(hist, "loss")],
+              "temporal_loss_h": [float(np.mean([h["loss_h"] for h in hist_t[:20]])), last(hist_t, "loss_h")],
               "sha256": {k: sha256(os.path.join(args.out, p)) for k, p in paths.items()}, "files": paths}
     with open(os.path.join(args.out, "eval.json"), "w") as f:
         json.dump(result, f, indent=1)
     log(f"style drop {result['style_distance_drop']:.3f}, structure vs gt {result['structure_vs_gt']:.3f}, "
-        f"flicker ratio {result['lh_flicker_ratio']:.3f}; wrote {args.out}")
+        f"flicker ratio {result['lh_flicker_ratio']:.3f}, error to the exact look vs the input's "
+        f"{result['ground_truth_error_vs_input']:.3f}; wrote {args.out}")
 
 
 if __name__ == "__main__":
