@@ -239,10 +239,10 @@ def image_scores(x, out, gt, refs):
     the two proxies can be met by a texture whose colour statistics match the look, this one cannot (a true
     stylization lands nearer the exact look than the input, < 1)."""
     d = [float(np.mean([style_distance(im[i:i + 1], refs) for i in range(len(im))])) for im in (x, out, gt)]
+    s_out, s_gt = edge_structure(x, out), edge_structure(x, gt)
     return {"style_distance_input": d[0], "style_distance_output": d[1], "style_distance_ground_truth": d[2],
-            "style_distance_drop": 1 - d[1] / d[0], "edge_structure_output": edge_structure(x, out),
-            "edge_structure_ground_truth": edge_structure(x, gt),
-            "structure_vs_gt": edge_structure(x, out) / edge_structure(x, gt),
+            "style_distance_drop": 1 - d[1] / d[0], "edge_structure_output": s_out, "edge_structure_ground_truth": s_gt,
+            "structure_vs_gt": s_out / s_gt,
             "ground_truth_error_vs_input": float((out - gt).abs().mean() / (x - gt).abs().mean())}
 
 
@@ -351,6 +351,7 @@ def main():
 
     q = args.quick
     steps = {k: 5 for k in STEPS} if q else STEPS
+    last = lambda h, k: float(np.mean([x[k] for x in h[-20:]]))  # noqa: E731  (a loss history's last 20 steps)
     os.makedirs(args.out, exist_ok=True)
     train_seeds, eval_seeds = (TRAIN_SCENES[:8], EVAL_SCENES[:3]) if q else (TRAIN_SCENES, EVAL_SCENES)
     raw, looks = scene_frames(train_seeds)
@@ -380,7 +381,7 @@ def main():
                             lr=1e-3, weights=(W_CONTENT, 1.0, 0.0), t_max=T_MAX, seed=0, base_modules={"unet": unet},
                             max_grad_norm=1.0, progress=lambda d, n: d % 250 == 0 and log(f"fine-tune step {d}/{n}"))
     unet.eval().requires_grad_(False)
-    log(f"fine-tune: loss {hist_1[0]['loss']:.3f} -> {np.mean([h['loss'] for h in hist_1[-20:]]):.3f}")
+    log(f"fine-tune: loss {hist_1[0]['loss']:.3f} -> {last(hist_1, 'loss'):.3f}")
 
     # stage 2: edge adapter + style encoder on the frozen UNet, content + style + adversarial losses
     torch.manual_seed(1)
@@ -388,7 +389,7 @@ def main():
     hist = train_adapters(base, levels, {"edge": adapter}, encoder, sampler, decode, ctx, steps["adapters"],
                           feature_net=phi, lr=1e-3, weights=(W_CONTENT, 1.0, 0.01), t_max=T_MAX, seed=0,
                           progress=lambda d, n: d % 50 == 0 and log(f"adapter step {d}/{n}"))
-    log(f"adapters: loss {hist[0]['loss']:.3f} -> {np.mean([h['loss'] for h in hist[-20:]]):.3f}")
+    log(f"adapters: loss {hist[0]['loss']:.3f} -> {last(hist, 'loss'):.3f}")
 
     # stage 3: temporal layers with L_h on raw training clips
     clips_u8 = torch.stack([to_images(c) for c in raw])  # [S, F, 3, H, W]
@@ -397,7 +398,7 @@ def main():
     hist_t = train_temporal_layers(base, levels, layers, lambda step, g: encode(clips_u8[int(torch.randint(len(clips_u8), (1,), generator=g))][:4]),
                                    ctx_raw, steps["temporal"], lr=1e-3, seed=0,
                                    progress=lambda d, n: d % 50 == 0 and log(f"temporal step {d}/{n}"))
-    log(f"temporal: L_h {np.mean([h['loss_h'] for h in hist_t[:20]]):.3f} -> {np.mean([h['loss_h'] for h in hist_t[-20:]]):.3f}")
+    log(f"temporal: L_h {np.mean([h['loss_h'] for h in hist_t[:20]]):.3f} -> {last(hist_t, 'loss_h'):.3f}")
     adapter.eval(), encoder.eval(), layers.eval()
     unet.load_state_dict({k: v.half().float() for k, v in unet.state_dict().items()})  # evaluate what the fp16 file holds
 
@@ -415,7 +416,6 @@ def main():
     Image.fromarray((strip * 255).round().astype(np.uint8)).resize((strip.shape[1] * 4, strip.shape[0] * 4),
                                                                      Image.NEAREST).save(os.path.join(args.out, "before_after.png"))
     mean = lambda k: float(np.mean([v[k] for v in per_style.values()]))  # noqa: E731
-    last = lambda h, k: float(np.mean([x[k] for x in h[-20:]]))  # noqa: E731
     result = {"setup": {"styles": STYLES, "size": SIZE, "unet": UNET, "steps": steps, "w_content": W_CONTENT,
                         "t_max": T_MAX, "train_scenes": len(train_seeds), "eval_scenes": len(eval_seeds), "t0": knobs[0],
                         "ddim_steps": DDIM_STEPS, "style_scale": knobs[1], "quick": q},

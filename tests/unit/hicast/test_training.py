@@ -37,6 +37,20 @@ def _stage2(unet, steps, **kw):
     return hist, adapters, enc
 
 
+def _style_encoder():
+    torch.manual_seed(0)
+    return StyleEncoder(context_dim=16, tokens=2, widths=(8, 16), hidden=32, size=32)
+
+
+def _stage1(unet, enc, steps, **kw):
+    """Stage 1 on one fixed 2-pair batch: the UNet in BASE_MODULES, no adapters; returns the loss history."""
+    content = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    batch = AdapterBatch(F.avg_pool2d(content, 8).repeat(1, 2, 1, 1)[:, :4], content, {}, content.flip(1))
+    return train_adapters(unet, unet.levels, {}, enc, lambda step, g: batch, _decoder(), CTX, steps, lr=1e-3,
+                          feature_net=RandomFeatureNet((8, 16)), discriminator=PatchDiscriminator(8, 2),
+                          base_modules={"unet": unet}, **kw)
+
+
 @pytest.mark.slow
 def test_short_adapter_run_lowers_the_combined_loss():
     unet = TinyUNet()
@@ -57,14 +71,9 @@ def test_stage1_fine_tunes_the_base_without_adapters():
     seen = []
     forward = unet.forward
     unet.forward = lambda x, t, c, opts: seen.append(opts["patches"]) or forward(x, t, c, opts)
-    torch.manual_seed(0)
-    enc = StyleEncoder(context_dim=16, tokens=2, widths=(8, 16), hidden=32, size=32)
+    enc = _style_encoder()
     enc0 = [p.clone() for p in enc.parameters()]
-    content = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
-    batch = AdapterBatch(F.avg_pool2d(content, 8).repeat(1, 2, 1, 1)[:, :4], content, {}, content.flip(1))
-    hist = train_adapters(unet, unet.levels, {}, enc, lambda step, g: batch, _decoder(), CTX, 3, lr=1e-3,
-                          feature_net=RandomFeatureNet((8, 16)), discriminator=PatchDiscriminator(8, 2),
-                          base_modules={"unet": unet})
+    hist = _stage1(unet, enc, 3)
     assert len(hist) == 3 and seen == [{}] * 3
     assert any(not torch.equal(v, unet.state_dict()[k]) for k, v in before.items())  # the UNet trained
     assert any(not torch.equal(p, q) for p, q in zip(enc0, enc.parameters()))
@@ -74,14 +83,8 @@ def test_stage1_fine_tunes_the_base_without_adapters():
 def test_generator_gradients_are_clipped_to_max_grad_norm(max_grad_norm):
     """MAX_GRAD_NORM bounds the total norm of the generator gradients the optimizer steps on (the last step's
     gradients stay on the parameters); without it they are far above that bound."""
-    unet = TinyUNet()
-    torch.manual_seed(0)
-    enc = StyleEncoder(context_dim=16, tokens=2, widths=(8, 16), hidden=32, size=32)
-    content = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
-    batch = AdapterBatch(F.avg_pool2d(content, 8).repeat(1, 2, 1, 1)[:, :4], content, {}, content.flip(1))
-    train_adapters(unet, unet.levels, {}, enc, lambda step, g: batch, _decoder(), CTX, 1, lr=1e-3,
-                   feature_net=RandomFeatureNet((8, 16)), discriminator=PatchDiscriminator(8, 2),
-                   base_modules={"unet": unet}, max_grad_norm=max_grad_norm)
+    unet, enc = TinyUNet(), _style_encoder()
+    _stage1(unet, enc, 1, max_grad_norm=max_grad_norm)
     grads = [p.grad for m in (unet, enc) for p in m.parameters() if p.grad is not None]
     norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
     if max_grad_norm:
